@@ -1,0 +1,100 @@
+"""Benchmark definitions and their registry (evaluate and aggregate stages).
+
+A benchmark names its pillar, where its data lives (a pinned pack, files inside it,
+and their SHA-256), how the files become lm-eval documents, which lm-eval task
+definition it follows, its primary metric and its random baseline. The pillar
+mapping, the methodology and the suites all read from this registry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+PILLARS = ("reasoning", "coding", "math", "language", "safety")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: data, lm-eval task definition, primary metric, baseline."""
+
+    name: str  # task name, lm-eval's where lm-eval has the benchmark
+    title: str  # human-readable name
+    pillar: str  # one of PILLARS
+    pack: str  # data pack name (slmlib.datapacks.PACKS)
+    files: tuple[str, ...]  # glob patterns relative to the pack root
+    sha256: str  # pinned digest over the matched files (datapacks.digest_files)
+    load: Callable[[list[Path]], list[dict]]  # files -> documents in lm-eval's schema, each with "item_id"
+    lm_eval_yaml: str | None  # lm-eval task YAML (relative to lm_eval/tasks) the config starts from
+    overrides: dict = field(default_factory=dict)  # config keys set on top of lm-eval's
+    metric: str = "acc"  # primary metric as lm-eval reports it
+    metric_filter: str = "none"  # lm-eval filter name of the primary metric
+    n_choices: Callable[[dict], int] | None = None  # choices per document (multiple choice) for the baseline
+    score: Callable[[float], float] | None = None  # maps the raw metric to [0, 1] where 1 is best
+    stratify: str | None = None  # document field to stratify subsamples by
+    license: str = ""  # dataset license
+    source_note: str = ""  # where the data comes from and which split
+
+    def baseline(self, docs: list[dict]) -> float:
+        """Expected primary score of uniform guessing on `docs` (0 for generation)."""
+        if self.n_choices is None or not docs:
+            return 0.0
+        return sum(1.0 / self.n_choices(d) for d in docs) / len(docs)
+
+
+_REGISTRY: dict[str, Benchmark] = {}
+
+
+def register(bench: Benchmark) -> Benchmark:
+    if bench.pillar not in PILLARS:
+        raise ValueError(f"benchmark {bench.name}: pillar {bench.pillar!r} is not one of {PILLARS}")
+    if bench.name in _REGISTRY:
+        raise ValueError(f"benchmark {bench.name!r} is registered twice")
+    _REGISTRY[bench.name] = bench
+    return bench
+
+
+def get_benchmark(name: str) -> Benchmark:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def all_benchmarks() -> dict[str, Benchmark]:
+    return dict(_REGISTRY)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file, gzip-compressed or not."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_arrow(files: list[Path]) -> list[dict]:
+    """Rows of `datasets.save_to_disk` arrow files, in file order."""
+    import datasets
+
+    rows: list[dict] = []
+    for f in sorted(files):
+        rows.extend(datasets.Dataset.from_file(str(f)).to_list())
+    return rows
+
+
+def request_docs(path: Path) -> list[dict]:
+    """The distinct `doc`s of an OLMo request dump, in first-seen order."""
+    seen, docs = set(), []
+    for row in read_jsonl(path):
+        doc = row["doc"]
+        key = json.dumps(doc.get("id", doc.get("task_id", doc)), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            docs.append(doc)
+    return docs
+
+
+from . import coding, language, math, reasoning, safety  # noqa: E402,F401  (registers the benchmarks)

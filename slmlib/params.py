@@ -1,0 +1,139 @@
+"""Run parameters: one typed record, read from YAML, shared by the four stage notebooks.
+
+A params file's keys equal the notebooks' parameter names (the contract tests check
+it). Unknown keys and wrong types fail here, before anything expensive runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import paths
+
+MAX_PARAMS_BYTES = 64 * 1024
+DTYPES = ("float32", "bfloat16")
+
+
+class ParamsError(ValueError):
+    """A params file or value is invalid; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    """Everything a study run needs; defaults run the embedded default end to end."""
+
+    schema_version: int = 1  # params format version
+    submission: str = "params/submissions/smollm2-135m-instruct.yaml"  # detect: submission YAML (relative to the repo)
+    run_id: str = ""  # all stages: run folder name; "" derives <submission>__<suite>__limit<limit>
+    suite: str = "embedded"  # evaluate: "embedded" (offline, the default)
+    tasks: list[str] = field(default_factory=list)  # evaluate: task subset; [] = every task of the suite
+    limit: int | None = 40  # evaluate: items per multiple-choice task (stratified, seeded); None = all
+    limit_generative: int | None = 8  # evaluate: items per generative task; None = same as limit
+    seed: int = 1234  # evaluate: sampling, few-shot and torch seed
+    batch_size: int = 8  # evaluate: lm-eval batch size (8 is ~2x faster than "auto" on 2 cores)
+    dtype: str = "float32"  # evaluate: float32 (reference) or bfloat16
+    apply_chat_template: bool = False  # evaluate: wrap prompts in the model's chat template
+    pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
+
+    def resolved_run_id(self) -> str:
+        """The run folder name: given, or derived from submission, suite and limit."""
+        if self.run_id:
+            return paths.check_id(self.run_id, "run_id")
+        stem = Path(self.submission).stem
+        return paths.check_id(f"{stem}__{self.suite}__limit{self.limit}", "run_id")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_run_id(submission: str) -> str:
+    """A fresh run id: submission name plus a UTC timestamp (used by `slmlib run`)."""
+    return paths.check_id(f"{Path(submission).stem}__{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}",
+                          "run_id")
+
+
+_TYPES = {
+    "schema_version": int, "submission": str, "run_id": str, "suite": str, "tasks": list,
+    "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
+    "batch_size": int, "dtype": str, "apply_chat_template": bool, "pillar_weights": dict,
+}
+
+
+def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
+    """Check keys and types and return the typed params; raise ParamsError listing every problem."""
+    if not isinstance(values, dict):
+        raise ParamsError(f"{source}: expected a mapping of parameter names to values, got {type(values).__name__}")
+    known = [f.name for f in fields(StudyParams)]
+    problems = []
+    for key, value in values.items():
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            problems.append(f"{key}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else
+                                                          f"; known: {', '.join(known)}"))
+        elif _wrong_type(value, _TYPES[key]):
+            want = _TYPES[key].__name__ if isinstance(_TYPES[key], type) else "int or null"
+            problems.append(f"{key}: expected {want}, got {type(value).__name__} {value!r}")
+    if not problems:
+        p = StudyParams(**values)
+        problems += _check_values(p)
+    if problems:
+        raise ParamsError(f"{source}: " + "; ".join(problems))
+    return p
+
+
+def _wrong_type(value: Any, allowed: type | tuple) -> bool:
+    allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+    return (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed)
+
+
+def _check_values(p: StudyParams) -> list[str]:
+    out = []
+    if p.schema_version != 1:
+        out.append(f"schema_version: {p.schema_version} is not supported; use 1")
+    for name in ("limit", "limit_generative"):
+        v = getattr(p, name)
+        if v is not None and v < 1:
+            out.append(f"{name}: must be a positive number of items or null for all, got {v}")
+    if p.batch_size < 1:
+        out.append(f"batch_size: must be >= 1, got {p.batch_size}")
+    if p.dtype not in DTYPES:
+        out.append(f"dtype: {p.dtype!r} is not one of {DTYPES}")
+    if not all(isinstance(t, str) for t in p.tasks):
+        out.append("tasks: must be a list of task names")
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+               for w in p.pillar_weights.values()):
+        out.append("pillar_weights: values must be non-negative numbers")
+    if p.run_id and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", p.run_id):
+        out.append(f"run_id: {p.run_id!r} must be letters, digits, '.', '_' or '-'")
+    return out
+
+
+def load(path: str | Path, **overrides: Any) -> StudyParams:
+    """Read a params YAML (small, safe loader) and validate it with `overrides` applied."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: no such params file; see params/ for examples")
+    text = path.read_text(encoding="utf-8")
+    if len(text.encode()) > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES} bytes; a params file is a short YAML mapping")
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(values).__name__}")
+    return validate({**values, **overrides}, source=str(path))
+
+
+def stage_values(p: StudyParams, names: list[str]) -> dict[str, Any]:
+    """The subset of params a stage notebook declares, with the run id resolved."""
+    values = p.to_dict()
+    values["run_id"] = p.resolved_run_id()
+    return {k: values[k] for k in names}

@@ -1,0 +1,67 @@
+"""Every path the study reads or writes, in one place.
+
+The output root defaults to the repository's `outputs/` and `reports/`; tests and
+batch jobs move everything with `SLM_OUTPUT_ROOT` / `SLM_REPORTS_ROOT`. Caches that
+outlive a clone (converted models, extracted data) live under `SLM_CACHE_DIR`
+(default `~/.cache/slm-study`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PARAMS_DIR = REPO_ROOT / "params"
+SUBMISSIONS_DIR = PARAMS_DIR / "submissions"
+STAGES = ("detect", "evaluate", "aggregate", "publish")
+NOTEBOOKS = {stage: NOTEBOOKS_DIR / f"{i:02d}_{stage}.ipynb" for i, stage in enumerate(STAGES, 1)}
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def outputs_root() -> Path:
+    """Root of generated artifacts (executed notebooks, runs, registry)."""
+    return Path(os.environ.get("SLM_OUTPUT_ROOT", REPO_ROOT / "outputs"))
+
+
+def reports_root() -> Path:
+    """Root of HTML reports and the static site."""
+    return Path(os.environ.get("SLM_REPORTS_ROOT", REPO_ROOT / "reports"))
+
+
+def cache_root() -> Path:
+    """Cache shared across runs and clones: converted models, extracted data."""
+    return Path(os.environ.get("SLM_CACHE_DIR", Path.home() / ".cache" / "slm-study"))
+
+
+def check_id(value: str, field: str) -> str:
+    """Return `value` if it is safe as a single path component, else raise naming `field`."""
+    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
+        raise ValueError(
+            f"{field}: {value!r} is not a valid id; use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def runs_dir() -> Path:
+    return outputs_root() / "runs"
+
+
+def run_dir(run_id: str) -> Path:
+    return runs_dir() / check_id(run_id, "run_id")
+
+
+def registry_path() -> Path:
+    return outputs_root() / "registry.json"
+
+
+def site_dir() -> Path:
+    return reports_root() / "site"
+
+
+def run_reports_dir(run_id: str) -> Path:
+    return reports_root() / check_id(run_id, "run_id")
