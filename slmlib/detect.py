@@ -191,3 +191,41 @@ def detect_submission(path: str | Path) -> tuple[dict, Report]:
         path = paths.REPO_ROOT / path
     submission_id = paths.check_id(path.stem, "submission file name")
     return build_card(read_submission(path), submission_id, base_dir=path.parent)
+
+
+def card_frame(card: dict):
+    """The card as a two-column table (field, value) for the notebook."""
+    import pandas as pd
+
+    skip = {"detected", "weights", "schema_version"}
+    rows = [(k, v) for k, v in card.items() if k not in skip]
+    rows += [(f"weights.{k}", v) for k, v in (card.get("weights") or {}).items()]
+    return pd.DataFrame(rows, columns=["field", "value"]).astype({"value": str})
+
+
+def report_frame(report: Report):
+    import pandas as pd
+
+    rows = [("error", e) for e in report.errors] + [("warning", w) for w in report.warnings]
+    return pd.DataFrame(rows or [("ok", "no problems found")], columns=["level", "message"])
+
+
+def save_card(run_path: Path, card: dict, report: Report) -> Path:
+    """Write validation.json, then model_card.json if valid; raise listing the errors if not."""
+    from . import artifacts
+
+    artifacts.write_json(run_path / "validation.json",
+                         {"schema_version": SCHEMA_VERSION, "errors": report.errors, "warnings": report.warnings})
+    if report.errors:
+        raise SubmissionError("submission has errors:\n- " + "\n- ".join(report.errors))
+    return artifacts.write_json(run_path / "model_card.json", card)
+
+
+def load_card(run_path: Path) -> dict:
+    """The model card detect wrote for this run."""
+    from . import artifacts
+
+    path = run_path / "model_card.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model card; run the detect stage for this run first")
+    return artifacts.read_json(path)

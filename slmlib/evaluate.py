@@ -9,6 +9,7 @@ so an interrupted run restarts where it stopped.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import time
@@ -73,6 +74,15 @@ def make_lm(model, tokenizer, batch_size: int, max_length: int | None = None):
                 max_length=max_length)
 
 
+@functools.cache
+def task_manager():
+    """An lm-eval TaskManager without its ~14,000 bundled task files (indexing them takes ~10 s);
+    our configs are complete dicts."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_defaults=False, verbosity="WARNING")
+
+
 def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = False) -> tuple[dict, list[dict]]:
     """Evaluate one prepared task; returns its result record and per-sample rows."""
     from lm_eval import simple_evaluate
@@ -83,7 +93,7 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
         model=lm, tasks=[task_config(prep)], samples={bench.name: prep.indices},
         log_samples=True, bootstrap_iters=1000, apply_chat_template=apply_chat_template,
         random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-        verbosity="WARNING",
+        verbosity="WARNING", task_manager=task_manager(),
     )
     seconds = time.perf_counter() - start
     metrics = out["results"][bench.name]
@@ -131,3 +141,91 @@ def lm_eval_version() -> str:
 def save_task(run_path: Path, record: dict, rows: list[dict]) -> None:
     artifacts.write_jsonl(run_path / "samples" / f"{record['task']}.jsonl", rows)
     artifacts.write_json(run_path / "tasks" / f"{record['task']}.json", record)
+
+
+def settings_of(p) -> dict:
+    """The settings that change scores; recorded with each task and the run."""
+    return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size,
+            "apply_chat_template": p.apply_chat_template, "seed": p.seed}
+
+
+def _finished(run_path: Path, prep: PreparedTask, settings: dict) -> dict | None:
+    """The saved record of a task already evaluated with the same items and settings."""
+    path = run_path / "tasks" / f"{prep.bench.name}.json"
+    if not path.exists() or not (run_path / "samples" / f"{prep.bench.name}.jsonl").exists():
+        return None
+    record = artifacts.read_json(path)
+    same = record.get("item_ids") == prep.item_ids and record.get("settings") == settings
+    return record if same else None
+
+
+def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
+    """Evaluate every task of the run's suite on the card's model; write and return results.
+
+    The model is loaded once; tasks already finished in `run_path` with the same items and
+    settings are kept, so an interrupted run resumes.
+    """
+    import resource
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import models, provenance, suites
+
+    set_offline_env()
+    started = time.time()
+    settings = settings_of(p)
+    prepared = []
+    for name in suites.suite_tasks(p.suite, p.tasks):
+        bench = suites.get_benchmark(name)
+        limit = p.limit_generative if bench.generative and p.limit_generative else p.limit
+        prepared.append(suites.prepare_task(name, limit, p.seed))
+    records = {prep.bench.name: rec for prep in prepared if (rec := _finished(run_path, prep, settings))}
+    edge: dict[str, Any] = {"size_bytes": card["weights"]["size_bytes"]}
+    todo = [prep for prep in prepared if prep.bench.name not in records]
+    if todo:
+        weights = models.Weights(**card["weights"])
+        location, convert_s = models.model_dir(weights)
+        model, tokenizer, load_s = models.load_model(location, p.dtype, weights.revision)
+        edge.update(load_seconds=round(load_s, 3),
+                    convert_seconds=round(convert_s, 3) if convert_s else None)
+        torch.manual_seed(p.seed)
+        lm = make_lm(model, tokenizer, p.batch_size)
+        bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
+        for prep in bar:
+            bar.set_postfix_str(f"{prep.bench.name} ({len(prep.indices)} items)")
+            record, rows = run_task(lm, prep, p.seed, p.apply_chat_template)
+            record["settings"] = settings
+            save_task(run_path, record, rows)
+            records[prep.bench.name] = record
+    edge["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results = {
+        "schema_version": 1, "run_id": run_path.name, "model_id": card["model_id"], "model_card": card,
+        "suite": p.suite, "limit": p.limit, "limit_generative": p.limit_generative, "seed": p.seed,
+        "settings": settings, "tasks": {prep.bench.name: records[prep.bench.name] for prep in prepared},
+        "edge": edge, "provenance": {**provenance.collect(), "data_packs": _packs()},
+        "started_at": _iso(started), "finished_at": _iso(time.time()),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    artifacts.write_json(run_path / "results.json", results)
+    return results
+
+
+def _packs() -> dict:
+    from . import datapacks
+
+    return datapacks.pack_manifest()
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def results_frame(results: dict):
+    """Per-task table for display: pillar, task, metric, raw, stderr, baseline, n, seconds."""
+    import pandas as pd
+
+    rows = [{"pillar": r["pillar"], "task": t, "metric": r["metric"], "raw": r["raw"],
+             "stderr": r["stderr"], "baseline": r["baseline"], "n": r["n"], "seconds": r["seconds"]}
+            for t, r in results["tasks"].items()]
+    return pd.DataFrame(rows).sort_values(["pillar", "task"]).reset_index(drop=True)

@@ -29,7 +29,6 @@ class ParamsError(ValueError):
 class StudyParams:
     """Everything a study run needs; defaults run the embedded default end to end."""
 
-    schema_version: int = 1  # params format version
     submission: str = "params/submissions/smollm2-135m-instruct.yaml"  # detect: submission YAML (relative to the repo)
     run_id: str = ""  # all stages: run folder name; "" derives <submission>__<suite>__limit<limit>
     suite: str = "embedded"  # evaluate: "embedded" (offline, the default)
@@ -41,6 +40,7 @@ class StudyParams:
     dtype: str = "float32"  # evaluate: float32 (reference) or bfloat16
     apply_chat_template: bool = False  # evaluate: wrap prompts in the model's chat template
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
+    site_dir: str = ""  # publish: folder of the static site; "" = reports/site
 
     def resolved_run_id(self) -> str:
         """The run folder name: given, or derived from submission, suite and limit."""
@@ -60,9 +60,9 @@ def new_run_id(submission: str) -> str:
 
 
 _TYPES = {
-    "schema_version": int, "submission": str, "run_id": str, "suite": str, "tasks": list,
+    "submission": str, "run_id": str, "suite": str, "tasks": list,
     "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
-    "batch_size": int, "dtype": str, "apply_chat_template": bool, "pillar_weights": dict,
+    "batch_size": int, "dtype": str, "apply_chat_template": bool, "pillar_weights": dict, "site_dir": str,
 }
 
 
@@ -95,8 +95,6 @@ def _wrong_type(value: Any, allowed: type | tuple) -> bool:
 
 def _check_values(p: StudyParams) -> list[str]:
     out = []
-    if p.schema_version != 1:
-        out.append(f"schema_version: {p.schema_version} is not supported; use 1")
     for name in ("limit", "limit_generative"):
         v = getattr(p, name)
         if v is not None and v < 1:

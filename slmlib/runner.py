@@ -1,0 +1,119 @@
+"""Runs the four stage notebooks with papermill and turns executed notebooks into HTML.
+
+The only module that imports papermill. Each stage notebook receives the params it
+declares in its `parameters` cell; executed notebooks go to
+`outputs/runs/<run>/notebooks/`, their HTML (with and without code) to
+`reports/<run>/`, and `reports/index.html` lists every report.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from . import artifacts, paths
+from .params import StudyParams, stage_values
+
+KERNEL = "python3"  # the interpreter papermill runs in: this environment's own kernel
+
+
+class StageFailed(RuntimeError):
+    """A stage notebook raised; the executed notebook (and its HTML) show where."""
+
+
+def notebook_parameters(stage: str) -> list[str]:
+    """Names declared in a stage notebook's `parameters` cell."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(paths.NOTEBOOKS[stage])).keys())
+
+
+def executed_path(run_id: str, stage: str) -> Path:
+    return paths.run_dir(run_id) / "notebooks" / paths.NOTEBOOKS[stage].name
+
+
+def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
+    """Execute one stage notebook for `p`; returns the executed notebook's path."""
+    import papermill
+
+    run_id = p.resolved_run_id()
+    out = executed_path(run_id, stage)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    values = stage_values(p, notebook_parameters(stage))
+    try:
+        papermill.execute_notebook(
+            str(paths.NOTEBOOKS[stage]), str(out), parameters=values, kernel_name=KERNEL,
+            progress_bar=progress, cwd=str(paths.NOTEBOOKS_DIR),
+        )
+    except papermill.PapermillExecutionError as exc:
+        export_html(out, run_id)
+        raise StageFailed(f"stage {stage} failed: {exc.ename}: {exc.evalue}\n"
+                          f"executed notebook: {out}") from None
+    finally:
+        if out.exists():
+            export_html(out, run_id)
+    return out
+
+
+def run_study(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True) -> str:
+    """Run the given stages in order; stops at the first failure. Returns the run id."""
+    run_id = p.resolved_run_id()
+    for stage in stages:
+        start = time.perf_counter()
+        print(f"[slm-study] {run_id}: {stage} ...", flush=True)
+        run_stage(stage, p, progress)
+        print(f"[slm-study] {run_id}: {stage} done in {time.perf_counter() - start:.1f} s", flush=True)
+    write_reports_index()
+    return run_id
+
+
+def export_html(notebook: Path, run_id: str) -> list[Path]:
+    """HTML of an executed notebook, with code and without (for readers); no CDN requests."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    written = []
+    for suffix, exclude_input in (("", False), (".no-code", True)):
+        exporter = HTMLExporter(mathjax_url="", require_js_url="", exclude_input=exclude_input,
+                                exclude_input_prompt=exclude_input, exclude_output_prompt=exclude_input)
+        body, _ = exporter.from_notebook_node(nb)
+        target = paths.run_reports_dir(run_id) / f"{notebook.stem}{suffix}.html"
+        written.append(artifacts.write_text_atomic(target, body))
+    return written
+
+
+def write_reports_index() -> Path:
+    """`reports/index.html`: every run's stage reports, newest run first."""
+    root = paths.reports_root()
+    runs = sorted((d for d in root.iterdir() if d.is_dir() and d.name != "site"),
+                  key=lambda d: d.stat().st_mtime, reverse=True) if root.exists() else []
+    items = []
+    for run in runs:
+        links = " · ".join(
+            f'<a href="{html.escape(run.name)}/{html.escape(f.name)}">{html.escape(f.stem)}</a>'
+            for f in sorted(run.glob("*.html")))
+        items.append(f"<li><strong>{html.escape(run.name)}</strong>: {links}</li>")
+    page = ("<!doctype html><meta charset='utf-8'><title>SLM Study reports</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+            "li{margin:.4rem 0}</style><h1>SLM Study reports</h1>"
+            "<p><a href='site/index.html'>Leaderboard</a></p><ul>" + "".join(items) + "</ul>")
+    return artifacts.write_text_atomic(root / "index.html", page)
+
+
+def executed_notebooks() -> list[tuple[str, Path]]:
+    """(run id, path) of every executed notebook under outputs/runs."""
+    return [(nb.parent.parent.name, nb) for nb in sorted(paths.runs_dir().glob("*/notebooks/*.ipynb"))]
+
+
+def rebuild_reports() -> int:
+    """Re-export the HTML of every executed notebook and the index; returns how many."""
+    done = executed_notebooks()
+    for run_id, nb in done:
+        export_html(nb, run_id)
+    write_reports_index()
+    return len(done)
+
+
+__all__ = ["run_study", "run_stage", "export_html", "rebuild_reports", "StageFailed"]

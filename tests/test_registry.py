@@ -1,0 +1,207 @@
+"""Unit tests for slmlib.registry on run folders built in tmp_path."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from slmlib import artifacts  # noqa: E402
+from slmlib.benchmarks import PILLARS  # noqa: E402
+from slmlib.registry import build_registry, leaderboard_frame, load_runs, write_registry  # noqa: E402
+
+PILLAR_OF = {"arc_challenge": "reasoning", "hellaswag": "reasoning", "mbpp": "coding",
+             "gsm8k_cot": "math", "boolq": "language", "crows_pairs": "safety"}
+
+
+def make_task(name: str, score: float, baseline: float = 0.0, n: int = 40) -> dict:
+    return {"task": name, "pillar": PILLAR_OF[name], "metric": "acc", "filter": "none", "raw": score,
+            "stderr": 0.07, "score": score, "baseline": baseline, "n": n, "n_total": 1000}
+
+
+def make_run(run_id: str, model_id: str, scores: dict[str, float], *, sha: str | None = None,
+             baselines: dict[str, float] | None = None, parameter_count: int = 134_515_008,
+             edge: dict | None = None, seed: int = 1234, name: str | None = None) -> dict:
+    """A results.json record: `scores` maps task name -> score."""
+    baselines = baselines or {}
+    return {
+        "schema_version": 1, "run_id": run_id, "model_id": model_id,
+        "model_card": {"model_id": model_id, "name": name or model_id.upper(), "family": "Fam",
+                       "hf_repo": f"org/{model_id}", "parameters": f"{parameter_count // 1_000_000}M",
+                       "parameter_count": parameter_count, "architecture": "llama", "context_length": 8192,
+                       "license": "apache-2.0", "categories": ["instruct"], "quantization": "Q4_1",
+                       "weights": {"kind": "gguf", "path": f"/somewhere/{run_id}.gguf",
+                                   "sha256": sha or f"sha-{model_id}", "size_bytes": 98_362_432}},
+        "suite": "embedded", "limit": 40, "seed": seed,
+        "settings": {"backend": "hf", "dtype": "float32", "batch_size": 8, "apply_chat_template": False},
+        "tasks": {t: make_task(t, s, baselines.get(t, 0.0)) for t, s in scores.items()},
+        "edge": edge if edge is not None else {"load_seconds": 0.2, "size_bytes": 98_362_432, "peak_rss_mb": 1500.0},
+        "provenance": {"slmlib": "0.1.0"}, "started_at": "2026-11-24T14:00:00Z",
+        "finished_at": "2026-11-24T14:10:00Z", "wall_seconds": 600.0,
+    }
+
+
+def write_run(runs_dir: Path, run: dict) -> Path:
+    folder = runs_dir / run["run_id"]
+    artifacts.write_json(folder / "results.json", run)
+    return folder
+
+
+def entry_of(registry: dict, model_id: str) -> dict:
+    (entry,) = [e for e in registry["models"] if e["model_id"] == model_id]
+    return entry
+
+
+def test_median_and_disputed_over_three_runs():
+    runs = [
+        make_run(f"m__{i}", "m", {"arc_challenge": arc, "boolq": bq}, baselines={"arc_challenge": 0.25})
+        for i, (arc, bq) in enumerate([(0.30, 0.500), (0.32, 0.502), (0.31, 0.501)])
+    ]
+    entry = entry_of(build_registry(runs), "m")
+    arc, boolq = entry["tasks"]["arc_challenge"], entry["tasks"]["boolq"]
+    assert arc["score"] == 0.31 and arc["n_runs"] == 3
+    assert arc["normalized"] == round((0.31 - 0.25) / 0.75 * 100, 4)  # 8.0
+    assert arc["spread"] == round((0.32 - 0.30) / 0.75 * 100, 4)  # 2.6667 > 0.5
+    assert boolq["score"] == 0.501 and boolq["spread"] == 0.2  # <= 0.5
+    assert entry["disputed"] is True and entry["disputed_tasks"] == ["arc_challenge"]
+    assert entry["run_ids"] == ["m__0", "m__1", "m__2"]
+
+
+def test_spread_of_at_most_half_a_point_is_not_disputed():
+    runs = [make_run(f"m__{i}", "m", {"boolq": s}) for i, s in enumerate([0.500, 0.505, 0.503])]
+    entry = entry_of(build_registry(runs), "m")
+    assert entry["tasks"]["boolq"]["spread"] == 0.5
+    assert entry["disputed"] is False and entry["disputed_tasks"] == []
+
+
+def test_entry_shape_pillars_aggregate_and_badges():
+    run = make_run("m__1", "m", {"arc_challenge": 0.5, "hellaswag": 0.75, "gsm8k_cot": 0.2},
+                   baselines={"arc_challenge": 0.25, "hellaswag": 0.5})
+    registry = build_registry([run])
+    assert registry["schema_version"] == 1
+    entry = registry["models"][0]
+    assert entry["pillars"] == {"reasoning": round((100 / 3 + 50) / 2, 4), "math": 20.0}
+    assert entry["aggregate"] == round((0.35 * (100 / 3 + 50) / 2 + 0.15 * 20) / 0.5, 4)
+    assert entry["rank"] == 1 and entry["size_bucket"] == "small" and entry["badges"] == ["SLM-Optimized"]
+    assert entry["name"] == "M" and entry["quantization"] == "Q4_1" and entry["parameter_count"] == 134_515_008
+    assert set(entry["tasks"]["gsm8k_cot"]) >= {"raw", "score", "baseline", "normalized", "stderr", "n"}
+    assert entry["edge"] == {"load_seconds": 0.2, "peak_rss_mb": 1500.0, "size_bytes": 98_362_432}
+    assert "path" not in entry["weights"]  # machine-specific, left out
+
+
+def test_runs_group_by_weights_suite_limit_and_seed():
+    runs = [make_run("a__1", "a", {"boolq": 0.6}), make_run("a__2", "a", {"boolq": 0.7}, seed=7),
+            make_run("b__1", "b", {"boolq": 0.6}, sha="sha-a")]  # same weights and seed as a__1
+    models = build_registry(runs)["models"]
+    assert sorted(tuple(e["run_ids"]) for e in models) == [("a__1", "b__1"), ("a__2",)]
+
+
+def test_equal_aggregates_share_a_rank():
+    runs = [make_run("c__1", "c", {"boolq": 0.5}), make_run("a__1", "a", {"boolq": 0.5}),
+            make_run("b__1", "b", {"boolq": 0.4}), make_run("d__1", "d", {"boolq": 0.9})]
+    models = build_registry(runs)["models"]
+    assert [(e["model_id"], e["rank"]) for e in models] == [("d", 1), ("a", 2), ("c", 2), ("b", 4)]
+
+
+def test_edge_metrics_cannot_change_rank():
+    fast = {"load_seconds": 0.1, "size_bytes": 10, "peak_rss_mb": 100.0}
+    slow = {"load_seconds": 9.0, "size_bytes": 10_000, "peak_rss_mb": 9000.0}
+
+    def ranks(edge_x, edge_y):
+        runs = [make_run("x__1", "x", {"boolq": 0.6, "mbpp": 0.3}, edge=edge_x),
+                make_run("y__1", "y", {"boolq": 0.5, "mbpp": 0.3}, edge=edge_y)]
+        return [(e["model_id"], e["rank"], e["aggregate"]) for e in build_registry(runs)["models"]]
+
+    assert ranks(fast, slow) == ranks(slow, fast)
+    assert [r[:2] for r in ranks(slow, fast)] == [("x", 1), ("y", 2)]
+
+
+def test_edge_is_the_median_over_runs():
+    runs = [make_run(f"m__{i}", "m", {"boolq": 0.5}, edge={"load_seconds": s, "peak_rss_mb": 1.0 * i})
+            for i, s in enumerate([0.3, 0.1, 0.2])]
+    assert entry_of(build_registry(runs), "m")["edge"] == {"load_seconds": 0.2, "peak_rss_mb": 1.0}
+
+
+def test_other_weights_are_recorded_and_used():
+    run = make_run("m__1", "m", {"arc_challenge": 0.4, "gsm8k_cot": 0.8})
+    registry = build_registry([run], weights={"reasoning": 1.0, "math": 3.0})
+    assert registry["pillar_weights"] == {"reasoning": 1.0, "math": 3.0}
+    assert registry["models"][0]["aggregate"] == 70.0
+    with pytest.raises(ValueError):
+        build_registry([run], weights={"vibes": 1.0})
+
+
+def test_incomplete_and_invalid_run_folders_are_reported(tmp_path):
+    runs_dir = tmp_path / "runs"
+    write_run(runs_dir, make_run("good__1", "good", {"boolq": 0.5}))
+    (runs_dir / "interrupted__1" / "samples").mkdir(parents=True)  # no results.json yet
+    (runs_dir / "broken__1").mkdir()
+    (runs_dir / "broken__1" / "results.json").write_text('{"schema_version": 1, "run_', encoding="utf-8")
+    write_run(runs_dir, {**make_run("future__1", "f", {"boolq": 0.5}), "schema_version": 2})
+    write_run(runs_dir, {**make_run("notasks__1", "n", {}), "tasks": {}})
+    write_run(runs_dir, {**make_run("boolseed__1", "b", {"boolq": 0.5}), "seed": True})
+    write_run(runs_dir, {k: v for k, v in make_run("nocard__1", "n", {"boolq": 0.5}).items() if k != "model_card"})
+    bad_task = make_run("badtask__1", "t", {"boolq": 0.5})
+    bad_task["tasks"]["boolq"]["score"] = "high"
+    write_run(runs_dir, bad_task)
+    huge = make_run("huge__1", "h", {"boolq": 0.5}, parameter_count=7_000_000_000)
+    write_run(runs_dir, huge)
+    moved = write_run(runs_dir, make_run("orig__1", "o", {"boolq": 0.5}))
+    moved.rename(runs_dir / "copy__1")
+    (runs_dir / "README.txt").write_text("not a run", encoding="utf-8")
+
+    runs, problems = load_runs(runs_dir)
+    assert [r["run_id"] for r in runs] == ["good__1"]
+    reasons = {p["run_id"]: p["reason"] for p in problems}
+    assert set(reasons) == {"interrupted__1", "broken__1", "future__1", "notasks__1", "boolseed__1",
+                            "nocard__1", "badtask__1", "huge__1", "copy__1"}
+    assert "incomplete" in reasons["interrupted__1"]
+    assert "unreadable" in reasons["broken__1"]
+    assert "schema_version" in reasons["future__1"]
+    assert "seed" in reasons["boolseed__1"] and "model_card" in reasons["nocard__1"]
+    assert "score" in reasons["badtask__1"] and "outside" in reasons["huge__1"]
+    assert "does not match" in reasons["copy__1"]
+    assert build_registry(runs)["models"][0]["model_id"] == "good"
+
+
+def test_missing_runs_dir_gives_nothing(tmp_path):
+    assert load_runs(tmp_path / "nope") == ([], [])
+    assert build_registry([])["models"] == []
+
+
+def test_rebuild_gives_identical_bytes(tmp_path):
+    runs_dir = tmp_path / "runs"
+    for i, s in enumerate([0.31, 0.30, 0.35]):
+        write_run(runs_dir, make_run(f"m__{i}", "m", {"arc_challenge": s, "mbpp": 0.1 * i, "boolq": 0.7},
+                                     baselines={"arc_challenge": 0.25, "boolq": 0.5}))
+    write_run(runs_dir, make_run("z__1", "z", {"gsm8k_cot": 1 / 3, "crows_pairs": 0.6}, parameter_count=1_700_000_000))
+    path = tmp_path / "outputs" / "registry.json"
+
+    write_registry(build_registry(load_runs(runs_dir)[0]), path)
+    first = path.read_bytes()
+    path.unlink()
+    runs, _ = load_runs(runs_dir)
+    write_registry(build_registry(list(reversed(runs))), path)
+    assert path.read_bytes() == first
+    data = json.loads(first)
+    assert first.decode() == artifacts.dumps(data)  # sorted keys, canonical form
+    assert [(e["model_id"], e["rank"]) for e in data["models"]] == [("z", 1), ("m", 2)]
+    z, m = data["models"]
+    assert z["pillars"] == {"math": 33.3333, "safety": 60.0}  # rounded to 4 decimals
+    assert z["aggregate"] == round((0.15 * 100 / 3 + 0.20 * 60) / 0.35, 4) and z["size_bucket"] == "large"
+    assert m["pillars"] == {"reasoning": 8.0, "coding": 10.0, "language": 40.0}
+    assert m["aggregate"] == round((0.35 * 8 + 0.20 * 10 + 0.20 * 40) / 0.75, 4)
+
+
+def test_leaderboard_frame_columns():
+    runs = [make_run("a__1", "a", {"boolq": 0.7}), make_run("b__1", "b", {"boolq": 0.6, "gsm8k_cot": 0.2})]
+    frame = leaderboard_frame(build_registry(runs))
+    assert list(frame.columns) == ["rank", "model", "parameters", "quantization", "aggregate", *PILLARS,
+                                   "badges", "disputed"]
+    assert frame["model"].tolist() == ["A", "B"] and frame["rank"].tolist() == [1, 2]
+    assert frame.loc[0, "badges"] == "SLM-Optimized" and frame["math"].isna().tolist() == [True, False]
