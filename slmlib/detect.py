@@ -48,8 +48,10 @@ class SubmissionError(ValueError):
 
 
 def format_parameters(count: int) -> str:
-    """135M, 1.7B: the submission format for a parameter count."""
-    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{round(count / 1e6)}M"
+    """135M, 1.7B, 0.041M: the submission format for a parameter count."""
+    if count >= 1e9:
+        return f"{count / 1e9:.1f}B"
+    return f"{round(count / 1e6)}M" if count >= 1e7 else f"{count / 1e6:.2g}M"
 
 
 def parse_parameters(text: str) -> int:

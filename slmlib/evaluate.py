@@ -80,7 +80,7 @@ def task_manager():
     our configs are complete dicts."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_defaults=False, verbosity="WARNING")
+    return TaskManager(include_defaults=False)
 
 
 def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = False) -> tuple[dict, list[dict]]:

