@@ -1,3 +1,5 @@
+"""`python -m slmlib`: the command line (slmlib.cli)."""
+
 import sys
 
 from .cli import main

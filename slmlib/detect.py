@@ -51,7 +51,10 @@ def format_parameters(count: int) -> str:
     """135M, 1.7B, 0.041M: the submission format for a parameter count."""
     if count >= 1e9:
         return f"{count / 1e9:.1f}B"
-    return f"{round(count / 1e6)}M" if count >= 1e7 else f"{count / 1e6:.2g}M"
+    if count >= 1e7:
+        return f"{round(count / 1e6)}M"
+    # two significant digits without exponent notation (0.00004M, not 4e-05M, which PARAM_FORMAT rejects)
+    return f"{float(f'{count / 1e6:.2g}'):f}".rstrip("0").rstrip(".") + "M"
 
 
 def parse_parameters(text: str) -> int:

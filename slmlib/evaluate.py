@@ -193,11 +193,14 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
         lm = make_lm(model, tokenizer, p.batch_size)
         bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
         for prep in bar:
-            bar.set_postfix_str(f"{prep.bench.name} ({len(prep.indices)} items)")
+            name = prep.bench.name
+            bar.set_postfix_str(f"{name} ({len(prep.indices)} items)")
             record, rows = run_task(lm, prep, p.seed, p.apply_chat_template)
             record["settings"] = settings
             save_task(run_path, record, rows)
-            records[prep.bench.name] = record
+            records[name] = record
+            print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
+                  f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s", flush=True)
     edge["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     results = {
         "schema_version": 1, "run_id": run_path.name, "model_id": card["model_id"], "model_card": card,

@@ -7,7 +7,6 @@ it). Unknown keys and wrong types fail here, before anything expensive runs.
 from __future__ import annotations
 
 import difflib
-import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -108,8 +107,11 @@ def _check_values(p: StudyParams) -> list[str]:
     if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
                for w in p.pillar_weights.values()):
         out.append("pillar_weights: values must be non-negative numbers")
-    if p.run_id and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", p.run_id):
-        out.append(f"run_id: {p.run_id!r} must be letters, digits, '.', '_' or '-'")
+    if p.run_id:
+        try:  # the same rule as the run folder itself (no '/', no '..')
+            paths.check_id(p.run_id, "run_id")
+        except ValueError as exc:
+            out.append(str(exc))
     return out
 
 

@@ -39,7 +39,7 @@ def cache_root() -> Path:
 
 def check_id(value: str, field: str) -> str:
     """Return `value` if it is safe as a single path component, else raise naming `field`."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
+    if not isinstance(value, str) or not _SAFE_ID.fullmatch(value) or ".." in value:
         raise ValueError(
             f"{field}: {value!r} is not a valid id; use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

@@ -9,6 +9,7 @@ declares in its `parameters` cell; executed notebooks go to
 from __future__ import annotations
 
 import html
+import sys
 import time
 from pathlib import Path
 
@@ -42,9 +43,11 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     values = stage_values(p, notebook_parameters(stage))
     try:
+        # progress: stream the kernel's stdout/stderr (per-task lines, lm-eval's bars) here
+        streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if progress else {}
         papermill.execute_notebook(
             str(paths.NOTEBOOKS[stage]), str(out), parameters=values, kernel_name=KERNEL,
-            progress_bar=progress, cwd=str(paths.NOTEBOOKS_DIR),
+            progress_bar=False, cwd=str(paths.NOTEBOOKS_DIR), **streams,
         )
     except papermill.PapermillExecutionError as exc:
         export_html(out, run_id)

@@ -71,16 +71,32 @@ def test_four_stages_write_every_artifact_and_nbval_reproduces_them(tiny_study, 
 
     # nbval: re-execute the executed notebooks into a fresh output root; the checked
     # cells (card, per-task scores, leaderboard) must come out the same.
-    env = {**os.environ, "SLM_OUTPUT_ROOT": str(tmp_path / "nbval-outputs"),
-           "SLM_REPORTS_ROOT": str(tmp_path / "nbval-reports")}
-    notebooks = sorted(str(p) for p in (run / "notebooks").glob("*.ipynb"))
-    sanitize = Path(__file__).with_name("nbval_sanitize.cfg")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-         "--nbval-current-env", "--nbval-sanitize-with", str(sanitize), *notebooks],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    notebooks = sorted((run / "notebooks").glob("*.ipynb"))
+    proc = run_nbval(notebooks, tmp_path / "nbval-1")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+    # ... and it does fail when a recorded score differs from what the notebook computes
+    evaluate_nb = run / "notebooks" / "02_evaluate.ipynb"
+    nb = json.loads(evaluate_nb.read_text())
+    checked = [c for c in nb["cells"] if "nbval-check-output" in c["metadata"].get("tags", [])]
+    checked[0]["outputs"][0]["data"]["text/plain"] = ["a different table"]
+    tampered = tmp_path / "tampered" / "02_evaluate.ipynb"
+    tampered.parent.mkdir()
+    tampered.write_text(json.dumps(nb))
+    proc = run_nbval([notebooks[0], tampered], tmp_path / "nbval-2")
+    assert proc.returncode != 0 and "1 failed" in proc.stdout and "outputs differ" in proc.stdout.lower()
+
+
+def run_nbval(notebooks: list[Path], root: Path) -> subprocess.CompletedProcess:
+    """nbval (lax, sanitized) over executed notebooks, writing into a fresh output root."""
+    env = {**os.environ, "SLM_OUTPUT_ROOT": str(root / "outputs"), "SLM_REPORTS_ROOT": str(root / "reports")}
+    sanitize = Path(__file__).with_name("nbval_sanitize.cfg")
+    root.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "--nbval-sanitize-with", str(sanitize), *map(str, notebooks)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_a_failing_stage_stops_the_run_and_keeps_its_notebook(tiny_study, tmp_path):
