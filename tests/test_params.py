@@ -178,7 +178,7 @@ def test_load_reports_the_file_in_errors(tmp_path):
 
 
 def test_resolved_run_id_is_derived_from_submission_suite_and_limit():
-    assert DEFAULTS.resolved_run_id() == "smollm2-135m-instruct__embedded__limit40"
+    assert DEFAULTS.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80"
     p = params.validate({"submission": "elsewhere/other-model.yaml", "limit": None})
     assert p.resolved_run_id() == "other-model__embedded__limitNone"
 
