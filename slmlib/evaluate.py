@@ -168,7 +168,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     import resource
 
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from . import models, provenance, suites
 
