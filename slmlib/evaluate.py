@@ -10,6 +10,7 @@ so an interrupted run restarts where it stopped.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 import time
@@ -118,7 +119,14 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
     }
     if len(rows) != len(prep.indices):
         raise RuntimeError(f"{bench.name}: {len(rows)} samples logged for {len(prep.indices)} items")
+    record["outputs_sha256"] = outputs_digest(rows)
     return record, rows
+
+
+def outputs_digest(rows: list[dict]) -> str:
+    """SHA-256 of the per-item outputs (item id, response, value): equal runs have equal digests."""
+    canon = [{"item_id": r["item_id"], "response": r["response"], "value": r["value"]} for r in rows]
+    return hashlib.sha256(artifacts.dumps(canon).encode()).hexdigest()
 
 
 def sample_row(sample: dict, metric: str) -> dict:
