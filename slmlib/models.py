@@ -9,6 +9,7 @@ SHA-256, and later runs load that directory instead (~0.2 s).
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import datapacks, paths
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+CONVERSION_RECORD = "slm_conversion.json"  # written next to a converted GGUF: source hash, seconds
 
 
 class WeightsError(ValueError):
@@ -100,11 +102,20 @@ def model_dir(weights: Weights) -> tuple[str, float | None]:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        seconds = time.perf_counter() - start
+        (tmp / CONVERSION_RECORD).write_text(json.dumps({"source_sha256": weights.sha256,
+                                                         "seconds": round(seconds, 3)}))
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return str(out), time.perf_counter() - start
+    return str(out), seconds
+
+
+def conversion_seconds(weights: Weights) -> float | None:
+    """How long the one-time GGUF load and conversion took (the cold load), if recorded."""
+    record = converted_dir(weights) / CONVERSION_RECORD
+    return json.loads(record.read_text())["seconds"] if record.exists() else None
 
 
 def load_model(location: str, dtype: str = "float32", revision: str | None = None):

@@ -7,6 +7,7 @@ it). Unknown keys and wrong types fail here, before anything expensive runs.
 from __future__ import annotations
 
 import difflib
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -38,6 +39,7 @@ class StudyParams:
     batch_size: int = 8  # evaluate: lm-eval batch size (8 is ~2x faster than "auto" on 2 cores)
     dtype: str = "float32"  # evaluate: float32 (reference) or bfloat16
     apply_chat_template: bool = False  # evaluate: wrap prompts in the model's chat template
+    energy_country: str = "USA"  # evaluate: ISO 3166-1 alpha-3 code for CodeCarbon's grid carbon intensity
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
     site_dir: str = ""  # publish: folder of the static site; "" = reports/site
 
@@ -61,7 +63,7 @@ def new_run_id(submission: str) -> str:
 _TYPES = {
     "submission": str, "run_id": str, "suite": str, "tasks": list,
     "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
-    "batch_size": int, "dtype": str, "apply_chat_template": bool, "pillar_weights": dict, "site_dir": str,
+    "batch_size": int, "dtype": str, "apply_chat_template": bool, "energy_country": str, "pillar_weights": dict, "site_dir": str,
 }
 
 
@@ -100,6 +102,8 @@ def _check_values(p: StudyParams) -> list[str]:
             out.append(f"{name}: must be a positive number of items or null for all, got {v}")
     if p.batch_size < 1:
         out.append(f"batch_size: must be >= 1, got {p.batch_size}")
+    if not re.fullmatch(r"[A-Z]{3}", p.energy_country):
+        out.append(f"energy_country: {p.energy_country!r} should be an ISO 3166-1 alpha-3 code such as 'USA' or 'FRA'")
     if p.dtype not in DTYPES:
         out.append(f"dtype: {p.dtype!r} is not one of {DTYPES}")
     if not all(isinstance(t, str) for t in p.tasks):

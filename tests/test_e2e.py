@@ -49,6 +49,11 @@ def test_four_stages_write_every_artifact_and_nbval_reproduces_them(tiny_study, 
     assert results["settings"] == {"backend": "hf", "dtype": "float32", "batch_size": 2,
                                    "apply_chat_template": False, "seed": 1234}
     assert results["model_card"]["weights"]["sha256"] == card["weights"]["sha256"]
+    assert results["energy"]["kwh"] > 0 and results["energy"]["tasks"] == len(TASKS)
+    assert "CPU" in results["energy"]["method"] and results["energy"]["estimate"] is True
+    edge = results["edge"]
+    assert edge["decode_tokens_per_s"] > 0 and set(edge["ttft_seconds"]) == {"32", "128"}
+    assert edge["peak_rss_mb"] > 0 and edge["size_bytes"] == card["weights"]["size_bytes"]
 
     registry = artifacts.read_json(paths.registry_path())
     (entry,) = registry["models"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from slmlib import detect, evaluate, params, paths, suites
+from slmlib import detect, evaluate, params, paths, runs, suites
 
 pytestmark = pytest.mark.real_model
 SUBMISSION = "params/submissions/smollm2-135m-instruct.yaml"
@@ -23,7 +23,7 @@ def test_pipeline_score_equals_lm_eval_direct_on_the_same_items():
     card, report = detect.detect_submission(SUBMISSION)
     assert report.ok, report.errors
     p = params.validate({"tasks": ["arc_challenge"], "limit": 12, "run_id": "real-model"})
-    results = evaluate.evaluate_run(p, card, paths.run_dir(p.run_id), progress=False)
+    results = runs.evaluate_run(p, card, paths.run_dir(p.run_id), progress=False)
     ours = results["tasks"]["arc_challenge"]
 
     prep = suites.prepare_task("arc_challenge", 12, p.seed)

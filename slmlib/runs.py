@@ -1,0 +1,118 @@
+"""One evaluate-stage run: the resumable task loop, energy per task, edge metrics, results.json.
+
+Reads the run's model card; writes `tasks/<task>.json` and `samples/<task>.jsonl` as each
+task finishes (so a restarted run skips finished tasks), `edge.json`, and finally
+`results.json` with everything the aggregate stage needs and the provenance.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from . import artifacts, datapacks, edge, energy, evaluate, models, provenance, suites
+from .suites import PreparedTask
+
+
+def settings_of(p) -> dict:
+    """The settings that change scores; recorded with each task and the run."""
+    return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size,
+            "apply_chat_template": p.apply_chat_template, "seed": p.seed}
+
+
+def finished_record(run_path: Path, prep: PreparedTask, settings: dict) -> dict | None:
+    """The saved record of a task already evaluated with the same items and settings."""
+    path = run_path / "tasks" / f"{prep.bench.name}.json"
+    if not path.exists() or not (run_path / "samples" / f"{prep.bench.name}.jsonl").exists():
+        return None
+    record = artifacts.read_json(path)
+    same = record.get("item_ids") == prep.item_ids and record.get("settings") == settings
+    return record if same else None
+
+
+def prepare_tasks(p) -> list[PreparedTask]:
+    """The run's tasks with their chosen items (generative tasks use `limit_generative`)."""
+    prepared = []
+    for name in suites.suite_tasks(p.suite, p.tasks):
+        bench = suites.get_benchmark(name)
+        limit = p.limit_generative if bench.generative and p.limit_generative else p.limit
+        prepared.append(suites.prepare_task(name, limit, p.seed))
+    return prepared
+
+
+def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
+    """Evaluate every task of the run's suite on the card's model; write and return results.
+
+    The model is loaded once; tasks already finished in `run_path` with the same items and
+    settings are kept, so an interrupted run resumes.
+    """
+    import torch
+    from tqdm import tqdm
+
+    evaluate.set_offline_env()
+    started = time.time()
+    settings = settings_of(p)
+    prepared = prepare_tasks(p)
+    records = {prep.bench.name: rec for prep in prepared
+               if (rec := finished_record(run_path, prep, settings))}
+    todo = [prep for prep in prepared if prep.bench.name not in records]
+    weights = models.Weights(**card["weights"])
+    edge_path = run_path / "edge.json"
+    if todo:
+        location, _ = models.model_dir(weights)
+        model, tokenizer, load_s = models.load_model(location, p.dtype, weights.revision)
+        torch.manual_seed(p.seed)
+        lm = evaluate.make_lm(model, tokenizer, p.batch_size)
+        bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
+        for prep in bar:
+            name = prep.bench.name
+            bar.set_postfix_str(f"{name} ({len(prep.indices)} items)")
+            with energy.track(p.energy_country) as used:
+                record, rows = evaluate.run_task(lm, prep, p.seed, p.apply_chat_template)
+            record.update(settings=settings, energy=used)
+            evaluate.save_task(run_path, record, rows)
+            records[name] = record
+            print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
+                  f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s", flush=True)
+        print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
+        figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": models.conversion_seconds(weights),
+                   "size_bytes": weights.size_bytes, **edge.measure_edge(model, tokenizer),
+                   "dtype": p.dtype, "system": provenance.system_info()}
+        artifacts.write_json(edge_path, figures)
+    results = {
+        "schema_version": 1, "run_id": run_path.name, "model_id": card["model_id"], "model_card": card,
+        "suite": p.suite, "limit": p.limit, "limit_generative": p.limit_generative, "seed": p.seed,
+        "settings": settings, "tasks": {prep.bench.name: records[prep.bench.name] for prep in prepared},
+        "edge": artifacts.read_json(edge_path) if edge_path.exists() else {"size_bytes": weights.size_bytes},
+        "energy": energy.total([r.get("energy") for r in records.values()]),
+        "provenance": {**provenance.collect(), "data_packs": datapacks.pack_manifest()},
+        "started_at": _iso(started), "finished_at": _iso(time.time()),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    artifacts.write_json(run_path / "results.json", results)
+    return results
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def results_frame(results: dict):
+    """Per-task table for display: pillar, task, metric, raw, stderr, baseline, n, seconds."""
+    import pandas as pd
+
+    rows = [{"pillar": r["pillar"], "task": t, "metric": r["metric"], "raw": r["raw"],
+             "stderr": r["stderr"], "baseline": r["baseline"], "n": r["n"], "seconds": r["seconds"]}
+            for t, r in results["tasks"].items()]
+    return pd.DataFrame(rows).sort_values(["pillar", "task"]).reset_index(drop=True)
+
+
+def cost_frame(results: dict):
+    """Per-task time and energy estimate (this machine; informational)."""
+    import pandas as pd
+
+    rows = [{"task": t, "n": r["n"], "seconds": r["seconds"],
+             "kwh": (r.get("energy") or {}).get("kwh"), "co2_kg": (r.get("energy") or {}).get("co2_kg")}
+            for t, r in results["tasks"].items()]
+    return pd.DataFrame(rows).sort_values("task").reset_index(drop=True)
