@@ -18,7 +18,7 @@ def track(country: str):
 
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     out: dict = {}
-    tracker = OfflineEmissionsTracker(country_iso_code=country, save_to_file=False, log_level="error",
+    tracker = OfflineEmissionsTracker(country_iso_code=country, output_methods=[], log_level="error",
                                       measure_power_secs=5, tracking_mode="process",
                                       allow_multiple_runs=True)
     tracker.start()

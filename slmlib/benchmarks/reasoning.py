@@ -1,6 +1,8 @@
-"""Reasoning pillar: MMLU, ARC-Challenge, HellaSwag."""
+"""Reasoning pillar: MMLU, ARC-Challenge, HellaSwag, TruthfulQA MC1."""
 
 from __future__ import annotations
+
+import json
 
 from . import Benchmark, read_arrow, register, request_docs
 
@@ -58,4 +60,25 @@ register(Benchmark(
     load=_hellaswag, lm_eval_yaml="hellaswag/hellaswag.yaml", metric="acc_norm",
     n_choices=lambda d: len(d["endings"]), license="MIT",
     source_note="HellaSwag validation split (10,042 items), as lm-eval's hellaswag",
+))
+
+
+def _truthfulqa(files):
+    task = json.loads(files[0].read_text(encoding="utf-8"))
+    docs = []
+    for i, ex in enumerate(task["examples"]):
+        ranked = sorted(ex["target_scores"], key=lambda t: -ex["target_scores"][t])  # the true answer first
+        docs.append({"question": ex["input"], "item_id": str(i),
+                     "mc1_targets": {"choices": ranked, "labels": [int(ex["target_scores"][t]) for t in ranked]}})
+    return docs
+
+
+register(Benchmark(
+    name="truthfulqa_mc1", title="TruthfulQA MC1", pillar="reasoning", pack="bigbench",
+    files=("benchmark_tasks/truthful_qa/task_mc.json",),
+    sha256="d4aea698b94a2b25c2eed457ac77d9fe3658b2e0ae23921c389fd0b9ad3cac69",
+    load=_truthfulqa, lm_eval_yaml="truthfulqa/truthfulqa_mc1.yaml",
+    n_choices=lambda d: len(d["mc1_targets"]["choices"]), license="Apache-2.0",
+    source_note="TruthfulQA multiple choice, one true answer (299 of the 817 questions) from the bigbench "
+                "sdist; lm-eval's truthfulqa_mc1 prompt (6-shot QA preamble) and scoring",
 ))
