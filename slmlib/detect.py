@@ -1,50 +1,48 @@
 """Detect stage: a YAML submission becomes a validated model card (no weights loaded).
 
-Reads `params/submissions/<id>.yaml`; fills missing fields from the weights'
-metadata (GGUF key-values and tensor shapes, or config.json and safetensors headers);
-returns the card and a validation report (every problem, not just the first).
+Reads `params/submissions/<id>.yaml` (`slmlib.submission`: schema and safe reading);
+fills missing fields from the weights' metadata (`slmlib.weights_meta`: GGUF header,
+config.json and safetensors headers, the Hub when online); validates every rule and
+reports every problem, not just the first; checks the registry for duplicates and the
+submissions ledger for the rate limit (`slmlib.ledger`); estimates the run time
+(`slmlib.estimate`). Writes `validation.json`, and when valid `model_card.json` plus one
+ledger line, under `paths.outputs_root()`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import struct
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import models, paths
+from . import ledger, models, paths, submission, weights_meta
+from .submission import CATEGORIES, PARAM_FORMAT, SubmissionError  # noqa: F401  (public names)
 
 SCHEMA_VERSION = 1
-MAX_PARAMETERS = 3_000_000_000
-MAX_SUBMISSION_BYTES = 64 * 1024
-MODEL_FIELDS = ("name", "family", "hf_repo", "hf_revision", "parameters", "architecture",
-                "context_length", "license", "categories", "quantizations", "submitted_by", "contact")
+MAX_PARAMETERS = 3_000_000_000  # by the count detected from the weights
+TOLERANCE = 0.10  # a declared parameters/context_length may differ from the detected one by this much
 REQUIRED = ("name", "family", "parameters", "architecture", "context_length", "license")
-# Licenses that permit benchmarking a model and publishing its scores.
-ALLOWED_LICENSES = ("apache-2.0", "mit", "bsd-3-clause", "bsd-2-clause", "cc-by-4.0", "cc-by-sa-4.0",
-                    "openrail", "llama3.2", "gemma")
-CATEGORIES = ("base", "instruct", "chat", "code", "math", "multilingual", "reasoning")
-PARAM_FORMAT = re.compile(r"^\d+(\.\d+)?[MB]$")
+ALLOWED_LICENSES = tuple(submission.LICENSES)
+MAX_SUBMISSION_BYTES = submission.MAX_BYTES
+read_submission = submission.read
 
 
 @dataclass
 class Report:
-    """What detect found wrong (errors stop the run) or worth a look (warnings)."""
+    """What detect found wrong (errors stop the run) or worth a look (warnings), and the estimate."""
 
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    estimate: dict | None = None  # slmlib.estimate.estimate_runtime, when asked for
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
-
-class SubmissionError(ValueError):
-    """The submission cannot be used; the message lists every problem."""
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "errors": self.errors, "warnings": self.warnings,
+                "estimate": self.estimate}
 
 
 def format_parameters(count: int) -> str:
@@ -61,141 +59,130 @@ def parse_parameters(text: str) -> int:
     return int(float(text[:-1]) * (1e9 if text.endswith("B") else 1e6))
 
 
-def read_submission(path: Path) -> dict[str, Any]:
-    """The submission mapping; raises SubmissionError with the reason when it is unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise SubmissionError(f"{path}: no such submission file")
-    if path.stat().st_size > MAX_SUBMISSION_BYTES:
-        raise SubmissionError(f"{path}: larger than {MAX_SUBMISSION_BYTES} bytes")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SubmissionError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        raise SubmissionError(f"{path}: expected a mapping with a `model:` section")
-    return data
+def _local_path(text: str, base_dir: Path) -> Path:
+    path = Path(os.path.expandvars(text)).expanduser()
+    return path if path.is_absolute() else base_dir / path
 
 
-def gguf_metadata(path: Path) -> dict[str, Any]:
-    """Architecture, context length, name, license, quantization and exact parameter count."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
-
-    def get(key):
-        f = reader.fields.get(key)
-        return f.contents() if f is not None else None
-
-    arch = get("general.architecture")
-    file_type = get("general.file_type")
-    return {
-        "architecture": arch, "context_length": get(f"{arch}.context_length"),
-        "gguf_name": get("general.name"), "license": get("general.license"),
-        "quantization": gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_")
-        if file_type is not None else None,
-        "parameter_count": int(sum(int(t.n_elements) for t in reader.tensors)),
-        "has_chat_template": get("tokenizer.chat_template") is not None,
-    }
-
-
-def hf_dir_metadata(path: Path) -> dict[str, Any]:
-    """Metadata from config.json and exact parameter count from safetensors headers."""
-    config = json.loads((path / "config.json").read_text())
-    count = 0
-    for f in sorted(path.glob("*.safetensors")):
-        with open(f, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        for name, info in header.items():
-            if name != "__metadata__":
-                n = 1
-                for dim in info["shape"]:
-                    n *= dim
-                count += n
-    return {
-        "architecture": config.get("model_type"),
-        "context_length": config.get("max_position_embeddings"),
-        "quantization": str(config.get("torch_dtype") or config.get("dtype") or "unknown"),
-        "parameter_count": count or None,
-        "has_chat_template": (path / "tokenizer_config.json").exists()
-        and "chat_template" in (path / "tokenizer_config.json").read_text(),
-    }
+def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[models.Weights, dict[str, Any]]:
+    """The weights (files, hash) and the metadata detected from them, for any weights form."""
+    source = dict(source or {})
+    if not source:
+        if not isinstance(model.get("hf_repo"), str):
+            raise models.WeightsError("weights: missing; say where the weights are (see "
+                                      "params/submissions/template.yaml), or give model.hf_repo for the Hub")
+        source = {"hf_repo": model["hf_repo"], "revision": model.get("hf_revision")}
+    if "hf_repo" in source:
+        meta = weights_meta.hub_metadata(source["hf_repo"], source.get("revision"))
+        return models.Weights("hub", source["hf_repo"], meta["revision"], meta.pop("weights_sha256"),
+                              meta.pop("size_bytes")), meta
+    if "cache" in source:
+        rel = Path(source["cache"])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise models.WeightsError(f"weights.cache: {source['cache']!r} must be a relative path inside the cache")
+        path = paths.cache_root() / rel
+        if not path.exists():
+            raise models.WeightsError(f"weights.cache: {path} does not exist; "
+                                      f"{source.get('install') or 'put the weights there first'}")
+        source = {"gguf" if path.is_file() else "dir": str(path)}
+    elif "gguf" in source or "dir" in source:
+        key = "gguf" if "gguf" in source else "dir"
+        source = {key: str(_local_path(source[key], base_dir))}
+    weights = models.resolve_weights(source, base_dir)
+    read = weights_meta.gguf_metadata if weights.kind == "gguf" else weights_meta.hf_dir_metadata
+    return weights, read(Path(weights.path))
 
 
-def build_card(submission: dict[str, Any], submission_id: str, base_dir: Path | None = None) -> tuple[dict, Report]:
+def _pick(model: dict, detected: dict, key: str, kind: type) -> Any:
+    """The declared value when it has the right type, else the detected one."""
+    value = model.get(key)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else detected.get(key)
+
+
+def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None = None) -> tuple[dict, Report]:
     """Model card from a submission plus detected metadata, and the validation report."""
-    report = Report()
-    model = dict(submission.get("model") or {})
-    for key in model:
-        if key not in MODEL_FIELDS:
-            report.errors.append(f"model.{key}: unknown field; known: {', '.join(MODEL_FIELDS)}")
+    report = Report(errors=submission.check(data))
+    model = data["model"]
+    weight_errors = submission.check_weights(data["weights"]) if data.get("weights") is not None else []
+    if weight_errors:
+        report.errors += weight_errors
+        return {"model_id": submission_id, **model}, report
     try:
-        weights = models.resolve_weights(submission.get("weights") or {}, base_dir)
-    except models.WeightsError as exc:
+        weights, detected = resolve(data.get("weights"), model, Path(base_dir or paths.REPO_ROOT))
+    except (models.WeightsError, weights_meta.MetadataError) as exc:
         report.errors.append(str(exc))
         return {"model_id": submission_id, **model}, report
-    detected: dict[str, Any] = {}
-    if weights.kind == "gguf":
-        detected = gguf_metadata(Path(weights.path))
-    elif weights.kind == "hf_dir":
-        detected = hf_dir_metadata(Path(weights.path))
     count = detected.get("parameter_count")
+    license_ = _pick(model, detected, "license", str)
     card = {
         "schema_version": SCHEMA_VERSION, "model_id": submission_id,
-        "name": model.get("name"), "family": model.get("family"), "hf_repo": model.get("hf_repo"),
-        "hf_revision": model.get("hf_revision"),
-        "parameters": model.get("parameters") or (format_parameters(count) if count else None),
+        **{k: _pick(model, detected, k, str) for k in ("name", "family", "hf_repo", "hf_revision")},
+        "parameters": _pick(model, {"parameters": format_parameters(count) if count else None}, "parameters", str),
         "parameter_count": count,
-        "architecture": model.get("architecture") or detected.get("architecture"),
-        "context_length": model.get("context_length") or detected.get("context_length"),
-        "license": str(model.get("license") or detected.get("license") or "").lower() or None,
-        "categories": model.get("categories") or [],
+        "architecture": _pick(model, detected, "architecture", str),
+        "context_length": _pick(model, detected, "context_length", int),
+        "license": license_.lower() if isinstance(license_, str) else None,
+        "categories": model.get("categories") if isinstance(model.get("categories"), list) else [],
         "quantization": detected.get("quantization"),
-        "quantizations": model.get("quantizations") or [],
+        "quantizations": model.get("quantizations") if isinstance(model.get("quantizations"), list) else [],
         "has_chat_template": detected.get("has_chat_template"),
-        "submitted_by": model.get("submitted_by"), "contact": model.get("contact"),
+        "submitted_by": _pick(model, {}, "submitted_by", str), "contact": _pick(model, {}, "contact", str),
         "weights": {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
                     "sha256": weights.sha256, "size_bytes": weights.size_bytes},
-        "detected": {k: v for k, v in detected.items()},
+        "detected": dict(detected),
     }
-    _validate(card, model, report)
+    report.errors += check_card(card, model)
+    report.errors += ledger.duplicate_errors(card, ledger.registry_models())
+    report.errors += ledger.rate_limit_errors(card, ledger.read_ledger())
+    if not isinstance(model.get("submitted_by"), str):
+        report.warnings.append(f"model.submitted_by: missing; the rate limit counts this as {ledger.ANONYMOUS}")
     return card, report
 
 
-def _validate(card: dict, declared: dict, report: Report) -> None:
-    for key in REQUIRED:
-        if card.get(key) in (None, ""):
-            report.errors.append(f"model.{key}: missing and not detectable from the weights; add it")
-    params = card.get("parameters")
-    if params is not None and not (isinstance(params, str) and PARAM_FORMAT.match(params)):
-        report.errors.append(f"model.parameters: {params!r} should look like '135M' or '1.7B'")
-    count = card.get("parameter_count")
-    if count is None and isinstance(params, str) and PARAM_FORMAT.match(params):
-        count = parse_parameters(params)
-        report.warnings.append("parameter count not detectable from the weights; using the declared value")
+def check_card(card: dict, declared: dict) -> list[str]:
+    """Semantic rules: required fields, size limit, declared vs detected, license allowlist."""
+    errors = [f"model.{key}: missing and not detectable from the weights; add it"
+              for key in REQUIRED if card.get(key) in (None, "")]
+    count = card["parameter_count"]
+    if count is None and isinstance(card["parameters"], str) and PARAM_FORMAT.match(card["parameters"]):
+        errors.append("model.parameters: the weights' parameter count could not be counted; "
+                      "the 3B limit is checked on the weights, not the declared size")
     if count and count > MAX_PARAMETERS:
-        report.errors.append(f"model.parameters: {count:,} parameters exceeds the 3B limit")
+        errors.append(f"model.parameters: the weights hold {count:,} parameters ({format_parameters(count)}), "
+                      f"over the {format_parameters(MAX_PARAMETERS)} limit")
     declared_params = declared.get("parameters")
     if count and isinstance(declared_params, str) and PARAM_FORMAT.match(declared_params):
-        if abs(parse_parameters(declared_params) - count) > 0.1 * count:
-            report.errors.append(f"model.parameters: declared {declared_params} but the weights hold "
-                                 f"{count:,} ({format_parameters(count)})")
-    if card.get("license") and card["license"] not in ALLOWED_LICENSES:
-        report.errors.append(f"model.license: {card['license']!r} is not on the allowlist "
-                             f"({', '.join(ALLOWED_LICENSES)})")
-    for cat in card.get("categories") or []:
-        if cat not in CATEGORIES:
-            report.errors.append(f"model.categories: {cat!r} is not one of {', '.join(CATEGORIES)}")
+        if abs(parse_parameters(declared_params) - count) > TOLERANCE * count:
+            errors.append(f"model.parameters: declared {declared_params} but the weights hold "
+                          f"{count:,} ({format_parameters(count)})")
+    ctx, found = declared.get("context_length"), card["detected"].get("context_length")
+    if isinstance(ctx, int) and isinstance(found, int) and abs(ctx - found) > TOLERANCE * found:
+        errors.append(f"model.context_length: declared {ctx} but the weights say {found}")
+    if card["license"] and card["license"] not in submission.LICENSES:
+        errors.append(f"model.license: {card['license']!r} is not on the allowlist of licenses that permit "
+                      f"benchmarking and publishing results ({', '.join(submission.LICENSES)})")
+    return errors
 
 
-def detect_submission(path: str | Path) -> tuple[dict, Report]:
-    """Read, detect and validate the submission at `path` (relative paths from the repo)."""
+def detect_submission(path: str | Path, p=None) -> tuple[dict, Report]:
+    """Read, detect and validate the submission at `path` (relative paths from the repo).
+
+    With params `p` (suite, tasks, limits, seed) the report also carries a runtime estimate
+    for this machine; a failed estimate is a warning, never an error.
+    """
     path = Path(path)
     if not path.is_absolute():
         path = paths.REPO_ROOT / path
     submission_id = paths.check_id(path.stem, "submission file name")
-    return build_card(read_submission(path), submission_id, base_dir=path.parent)
+    card, report = build_card(read_submission(path), submission_id, base_dir=path.parent)
+    if p is not None and card.get("parameter_count"):
+        from . import estimate
+
+        try:
+            report.estimate = estimate.estimate_runtime(models.Weights(**card["weights"]), card["parameter_count"], p)
+        except Exception as exc:  # informational only: say why and go on
+            report.warnings.append(f"runtime estimate skipped: {type(exc).__name__}: {str(exc)[:200]}")
+    return card, report
 
 
 def card_frame(card: dict):
@@ -215,15 +202,25 @@ def report_frame(report: Report):
     return pd.DataFrame(rows or [("ok", "no problems found")], columns=["level", "message"])
 
 
+def estimate_frame(report: Report):
+    """Per-task items, tokens and estimated seconds (empty when no estimate was made)."""
+    import pandas as pd
+
+    tasks = (report.estimate or {}).get("tasks", {})
+    return pd.DataFrame([{"task": name, **t} for name, t in tasks.items()],
+                        columns=["task", "items", "scored", "generated", "seconds"])
+
+
 def save_card(run_path: Path, card: dict, report: Report) -> Path:
-    """Write validation.json, then model_card.json if valid; raise listing the errors if not."""
+    """Write validation.json, then (if valid) model_card.json and the ledger line; raise listing errors if not."""
     from . import artifacts
 
-    artifacts.write_json(run_path / "validation.json",
-                         {"schema_version": SCHEMA_VERSION, "errors": report.errors, "warnings": report.warnings})
+    artifacts.write_json(run_path / "validation.json", report.to_dict())
     if report.errors:
         raise SubmissionError("submission has errors:\n- " + "\n- ".join(report.errors))
-    return artifacts.write_json(run_path / "model_card.json", card)
+    written = artifacts.write_json(run_path / "model_card.json", card)
+    ledger.append(card)
+    return written
 
 
 def load_card(run_path: Path) -> dict:

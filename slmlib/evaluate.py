@@ -36,8 +36,9 @@ def lm_eval_tasks_dir() -> Path:
     return Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
 
 
-def task_config(prep: PreparedTask) -> dict:
-    """lm-eval task config for a prepared task (a dict `simple_evaluate` accepts)."""
+def task_config(prep: PreparedTask, chat: bool = False) -> dict:
+    """lm-eval task config for a prepared task (a dict `simple_evaluate` accepts); `chat`
+    adds the benchmark's settings for chat-formatted prompts (lm-eval's *_instruct variants)."""
     bench = prep.bench
     cfg: dict[str, Any] = {}
     if bench.lm_eval_yaml:
@@ -47,6 +48,8 @@ def task_config(prep: PreparedTask) -> dict:
     for key in DATA_KEYS:
         cfg.pop(key, None)
     cfg.update(bench.overrides)
+    if chat:
+        cfg.update(bench.chat_overrides)
     cfg.update(task=bench.name, dataset_path="json", test_split="test",
                dataset_kwargs={"data_files": {"test": str(prep.data_file)}})
     return cfg
@@ -91,7 +94,7 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
     bench = prep.bench
     start = time.perf_counter()
     out = simple_evaluate(
-        model=lm, tasks=[task_config(prep)], samples={bench.name: prep.indices},
+        model=lm, tasks=[task_config(prep, apply_chat_template)], samples={bench.name: prep.indices},
         log_samples=True, bootstrap_iters=1000, apply_chat_template=apply_chat_template,
         random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         verbosity="WARNING", task_manager=task_manager(),

@@ -38,7 +38,9 @@ class StudyParams:
     seed: int = 1234  # evaluate: sampling, few-shot and torch seed
     batch_size: int = 8  # evaluate: lm-eval batch size (8 is ~2x faster than "auto" on 2 cores)
     dtype: str = "float32"  # evaluate: float32 (reference) or bfloat16
-    apply_chat_template: bool = False  # evaluate: wrap prompts in the model's chat template
+    # evaluate: "auto" = the model's chat template for generative tasks of instruct models only;
+    # true / false = for every task / never
+    apply_chat_template: bool | str = "auto"
     energy_country: str = "USA"  # evaluate: ISO 3166-1 alpha-3 code for CodeCarbon's grid carbon intensity
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
     site_dir: str = ""  # publish: folder of the static site; "" = reports/site
@@ -63,7 +65,8 @@ def new_run_id(submission: str) -> str:
 _TYPES = {
     "submission": str, "run_id": str, "suite": str, "tasks": list,
     "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
-    "batch_size": int, "dtype": str, "apply_chat_template": bool, "energy_country": str, "pillar_weights": dict, "site_dir": str,
+    "batch_size": int, "dtype": str, "apply_chat_template": (bool, str), "energy_country": str,
+    "pillar_weights": dict, "site_dir": str,
 }
 
 
@@ -79,7 +82,8 @@ def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
             problems.append(f"{key}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else
                                                           f"; known: {', '.join(known)}"))
         elif _wrong_type(value, _TYPES[key]):
-            want = _TYPES[key].__name__ if isinstance(_TYPES[key], type) else "int or null"
+            allowed = _TYPES[key] if isinstance(_TYPES[key], tuple) else (_TYPES[key],)
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
             problems.append(f"{key}: expected {want}, got {type(value).__name__} {value!r}")
     if not problems:
         p = StudyParams(**values)
@@ -103,7 +107,10 @@ def _check_values(p: StudyParams) -> list[str]:
     if p.batch_size < 1:
         out.append(f"batch_size: must be >= 1, got {p.batch_size}")
     if not re.fullmatch(r"[A-Z]{3}", p.energy_country):
-        out.append(f"energy_country: {p.energy_country!r} should be an ISO 3166-1 alpha-3 code such as 'USA' or 'FRA'")
+        out.append(f"energy_country: {p.energy_country!r} should be an ISO 3166-1 alpha-3 code "
+                   "such as 'USA' or 'FRA'")
+    if isinstance(p.apply_chat_template, str) and p.apply_chat_template != "auto":
+        out.append(f"apply_chat_template: {p.apply_chat_template!r} should be true, false or \"auto\"")
     if p.dtype not in DTYPES:
         out.append(f"dtype: {p.dtype!r} is not one of {DTYPES}")
     if not all(isinstance(t, str) for t in p.tasks):

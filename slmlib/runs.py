@@ -21,6 +21,22 @@ def settings_of(p) -> dict:
             "apply_chat_template": p.apply_chat_template, "seed": p.seed}
 
 
+def uses_chat_template(mode: bool | str, card: dict, bench) -> bool:
+    """Whether a task's prompts go through the model's chat template.
+
+    "auto": only generative tasks of instruct/chat models that have a template (multiple
+    choice by log-likelihood is scored on raw text); True/False: every task or none.
+    """
+    has_template = bool(card.get("has_chat_template"))
+    if mode is True and not has_template:
+        raise ValueError(f"apply_chat_template: {card['model_id']} has no chat template; "
+                         "use false or \"auto\"")
+    if mode == "auto":
+        instruct = bool({"instruct", "chat"} & set(card.get("categories") or []))
+        return bench.generative and instruct and has_template
+    return bool(mode)
+
+
 def finished_record(run_path: Path, prep: PreparedTask, settings: dict) -> dict | None:
     """The saved record of a task already evaluated with the same items and settings."""
     path = run_path / "tasks" / f"{prep.bench.name}.json"
@@ -68,8 +84,9 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
         for prep in bar:
             name = prep.bench.name
             bar.set_postfix_str(f"{name} ({len(prep.indices)} items)")
+            chat = uses_chat_template(p.apply_chat_template, card, prep.bench)
             with energy.track(p.energy_country) as used:
-                record, rows = evaluate.run_task(lm, prep, p.seed, p.apply_chat_template)
+                record, rows = evaluate.run_task(lm, prep, p.seed, chat)
             record.update(settings=settings, energy=used)
             evaluate.save_task(run_path, record, rows)
             records[name] = record

@@ -122,3 +122,43 @@ def test_help_lists_the_commands(tmp_path):
     assert res.returncode == 0
     for command in ("run", "validate", "fetch-data", "report"):
         assert command in res.stdout
+
+
+HOSTILE = {
+    "bomb": ("a: &a [x, x, x]\nb: [*a, *a, *a]\nmodel: {name: x}\n", "YAML anchors and aliases"),
+    "python-tag": ("model: !!python/object/apply:os.system [echo pwned]\n", "could not determine a constructor"),
+    "deep": ("model: " + "[" * 40 + "]" * 40 + "\n", "nested deeper than 8 levels"),
+    "top-list": ("- model: {}\n", "expected a mapping with a `model:` section (got list)"),
+    "big": ("model: {}\n#" + "x" * 70_000 + "\n", "larger than 65536 bytes"),
+}
+
+
+def test_validate_hostile_submissions_without_traceback_or_writes(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    files = []
+    for name, (text, _) in HOSTILE.items():
+        files.append(folder / f"{name}.yaml")
+        files[-1].write_text(text)
+    escape = folder / "..yaml"
+    escape.write_text("model: {name: x}\n")
+    res = slmlib("validate", "--no-estimate", *map(str, files), str(escape), tmp_path=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    for (name, (_, words)), path in zip(HOSTILE.items(), files):
+        assert f"FAIL {path} (submission)" in res.stdout and words in res.stdout, name
+    assert "submission file name: '.' is not a valid id" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_validate_json_carries_the_card(tmp_path):
+    res = slmlib("validate", "--json", "--no-estimate", "params/submissions/smollm2-135m-instruct.yaml",
+                 tmp_path=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (report,) = json.loads(res.stdout)
+    assert report["card"]["parameter_count"] == 134_515_008 and report["estimate"] is None
+
+
+def test_schema_check_passes_on_the_committed_schema(tmp_path):
+    res = slmlib("schema", "--check", tmp_path=tmp_path)
+    assert res.returncode == 0 and "up to date" in res.stdout

