@@ -133,8 +133,17 @@ def render_methodology(leaderboard: dict) -> str:
         f"({shares}), with the weights renormalized over the pillars a model has. Models with equal "
         "aggregates share a rank; hardware figures never affect rank. A model is marked disputed when "
         "repeated runs disagree on a task by more than 0.5 points; the reported values are medians."
-        + (f"<br>Badges \u2014 {rules}." if rules else "") + "</p>"
+        + (f"<br>Badges \u2014 {rules}." if rules else "") + "</p>\n" + render_licenses()
     )
+
+
+def render_licenses() -> str:
+    """The licence allowlist detect enforces (slmlib.submission.LICENSES), with the reason for each."""
+    from .submission import LICENSES
+
+    items = "".join(f"<li><code>{escape(k)}</code>: {escape(v)}</li>" for k, v in LICENSES.items())
+    return ('<h3>Licences accepted</h3>\n<p class="note">A submission is rejected unless its licence '
+            f"permits benchmarking the model and publishing the results:</p>\n<ul>{items}</ul>")
 
 
 def render_index(leaderboard: dict) -> str:

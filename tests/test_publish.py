@@ -113,3 +113,11 @@ def test_write_site_writes_three_files(tmp_path):
     before = [p.read_bytes() for p in written]
     write_site(make_registry(), site)
     assert [p.read_bytes() for p in written] == before  # stable bytes, SVG included
+
+
+def test_methodology_lists_the_licence_allowlist_detect_enforces():
+    from slmlib.submission import LICENSES
+
+    page = render_index(leaderboard_json({"models": []}))
+    for licence in LICENSES:
+        assert f"<code>{licence}</code>" in page
