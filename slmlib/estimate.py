@@ -57,12 +57,12 @@ def _text(doc) -> str:
 def count_tokens(tokenizer, bench, docs: list[dict]) -> dict:
     """Tokens the items will score (`scored`) and may generate (`generated`)."""
     lengths = [len(ids) for ids in tokenizer([_text(d) for d in docs])["input_ids"]] if docs else []
+    shots = 1 + bench.num_fewshot  # each prompt carries its few-shot examples (of about its own length)
     if bench.generative:
-        shots = 1 + int(bench.overrides.get("num_fewshot") or 0)
         max_gen = int((bench.overrides.get("generation_kwargs") or {}).get("max_gen_toks", 256))
         return {"items": len(docs), "scored": shots * sum(lengths), "generated": max_gen * len(docs)}
     choices = [bench.n_choices(d) if bench.n_choices else 2 for d in docs]
-    return {"items": len(docs), "scored": sum(n * c for n, c in zip(lengths, choices)), "generated": 0}
+    return {"items": len(docs), "scored": shots * sum(n * c for n, c in zip(lengths, choices)), "generated": 0}
 
 
 def chosen_docs(name: str, limit: int | None, seed: int) -> tuple[object, list[dict]]:

@@ -47,7 +47,7 @@ def task_config(prep: PreparedTask, chat: bool = False) -> dict:
         cfg = load_yaml(lm_eval_tasks_dir() / bench.lm_eval_yaml)
     for key in DATA_KEYS:
         cfg.pop(key, None)
-    cfg.update(bench.overrides)
+    cfg.update(bench.overrides, num_fewshot=bench.num_fewshot)
     if chat:
         cfg.update(bench.chat_overrides)
     cfg.update(task=bench.name, dataset_path="json", test_split="test",
@@ -116,6 +116,7 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
         "baseline": prep.baseline, "n": len(rows), "n_total": prep.n_total,
         "item_ids": prep.item_ids, "data_sha256": prep.data_sha256, "pack": bench.pack,
         "seconds": round(seconds, 2), "all_metrics": jsonable(metrics),
+        "extra_metrics": extra_metrics(out["configs"][bench.name], metrics, bench),
         "config": jsonable(out["configs"][bench.name]),
         "n_fewshot": out.get("n-shot", {}).get(bench.name),
         "apply_chat_template": apply_chat_template,
@@ -124,6 +125,17 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
         raise RuntimeError(f"{bench.name}: {len(rows)} samples logged for {len(prep.indices)} items")
     record["outputs_sha256"] = outputs_digest(rows)
     return record, rows
+
+
+def extra_metrics(config: dict, metrics: dict, bench) -> dict[str, float | None]:
+    """The task's metrics besides the primary one (e.g. BBQ's accuracy per context condition),
+    under the primary metric's filter; None where lm-eval reported NaN (no items of a kind)."""
+    out = {}
+    for entry in config.get("metric_list") or ():
+        value = metrics.get(f"{entry['metric']},{bench.metric_filter}")
+        if entry["metric"] != bench.metric and isinstance(value, (int, float)):
+            out[entry["metric"]] = None if value != value else float(value)
+    return out
 
 
 def outputs_digest(rows: list[dict]) -> str:

@@ -167,8 +167,17 @@ def merge_tasks(runs: list[dict]) -> dict[str, dict]:
             "n": statistics.median_low(t["n"] for t in recs), "n_runs": len(recs),
             "spread": max(per_run) - min(per_run),
             "samples_run": next(r["run_id"] for r, t in zip(having, recs) if t["score"] == middle),
+            "extra_metrics": median_extra_metrics(recs),
         }
     return merged
+
+
+def median_extra_metrics(recs: list[dict]) -> dict[str, float | None]:
+    """Per secondary metric (e.g. BBQ's accuracy by context condition), the median over the runs
+    that report a number for it; None when none does. Informational: never ranked."""
+    names = sorted({m for t in recs for m in t.get("extra_metrics") or {}})
+    values = {m: [v for t in recs if (v := (t.get("extra_metrics") or {}).get(m)) is not None] for m in names}
+    return {m: statistics.median(v) if v else None for m, v in values.items()}
 
 
 def bootstrap_inputs(tasks: dict[str, dict], runs: list[dict], samples: dict) -> dict[str, dict]:

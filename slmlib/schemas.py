@@ -22,6 +22,7 @@ NUMBER = {"type": "number"}
 STRING = {"type": "string"}
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 INTERVAL = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
+EXTRA_METRICS = {"type": "object", "additionalProperties": {"anyOf": [NUMBER, {"type": "null"}]}}  # metric -> value
 
 
 def nullable(schema: dict) -> dict:
@@ -43,7 +44,8 @@ def run_task_schema() -> dict:
     return obj({"task": STRING, "pillar": {"enum": list(PILLARS)}, "metric": STRING, "raw": NUMBER,
                 "score": unit, "baseline": unit, "n": {"type": "integer", "minimum": 0},
                 "item_ids": {"type": "array", "items": STRING}, "data_sha256": SHA256, "pack": STRING},
-               {"stderr": nullable(NUMBER), "outputs_sha256": SHA256, "settings": {"type": "object"}})
+               {"stderr": nullable(NUMBER), "outputs_sha256": SHA256, "settings": {"type": "object"},
+                "extra_metrics": EXTRA_METRICS})
 
 
 def run_schema() -> dict:
@@ -66,7 +68,8 @@ def registry_task_schema() -> dict:
                 "baseline": NUMBER, "normalized": NUMBER, "n": {"type": "integer"}, "n_runs": {"type": "integer"},
                 "spread": NUMBER, "ci": nullable(INTERVAL), "ci_note": nullable(STRING),
                 "samples_run": nullable(STRING)},
-               {"metric": nullable(STRING), "stderr": nullable(NUMBER)}, extra=False)
+               {"metric": nullable(STRING), "stderr": nullable(NUMBER), "extra_metrics": EXTRA_METRICS},
+               extra=False)
 
 
 def registry_entry_schema() -> dict:

@@ -18,7 +18,7 @@ from .benchmarks import Benchmark, all_benchmarks, get_benchmark
 SUITES = {
     # every registered benchmark, on data from pinned packages (no network)
     "embedded": ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
-                 "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment"),
+                 "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2"),
 }
 
 
@@ -116,6 +116,7 @@ def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
 def benchmark_table() -> list[dict]:
     """One row per registered benchmark, for the methodology page and the notebooks."""
     return [{"task": b.name, "title": b.title, "pillar": b.pillar, "metric": b.metric,
+             "num_fewshot": b.num_fewshot, "baseline": "1/choices per item" if b.n_choices else "0",
              "pack": b.pack, "license": b.license, "source": b.source_note}
             for b in all_benchmarks().values()]
 

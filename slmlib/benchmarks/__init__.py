@@ -2,8 +2,14 @@
 
 A benchmark names its pillar, where its data lives (a pinned pack, files inside it,
 and their SHA-256), how the files become lm-eval documents, which lm-eval task
-definition it follows, its primary metric and its random baseline. The pillar
-mapping, the methodology and the suites all read from this registry.
+definition it follows, its few-shot setting, its primary metric and its random
+baseline. The pillar mapping, the methodology, the suites and the runtime estimate
+all read from this registry.
+
+Besides the built-in definitions (the modules below), benchmarks come from plugins:
+packages that declare an entry point in the group `slm_study.benchmarks` (importing
+it registers its benchmarks) and definition files named in `SLM_BENCHMARK_FILES`
+(os.pathsep-separated). docs/adding-a-benchmark.md shows how to write one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .. import paths
+
 PILLARS = ("reasoning", "coding", "math", "language", "safety")
+ENTRY_POINT_GROUP = "slm_study.benchmarks"  # entry-point group of third-party benchmark packages
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class Benchmark:
     overrides: dict = field(default_factory=dict)  # config keys set on top of lm-eval's
     chat_overrides: dict = field(default_factory=dict)  # further keys when the chat template is applied
     generative: bool = False  # generate_until (uses `limit_generative`) rather than loglikelihood
+    # few-shot examples before each item (lm-eval's num_fewshot): always set from here, over
+    # the lm-eval YAML's value, so state the YAML's value when you follow it; not in `overrides`
+    num_fewshot: int = 0
     metric: str = "acc"  # primary metric as lm-eval reports it
     metric_filter: str = "none"  # lm-eval filter name of the primary metric
     n_choices: Callable[[dict], int] | None = None  # choices per document (multiple choice) for the baseline
@@ -52,9 +64,23 @@ class Benchmark:
 _REGISTRY: dict[str, Benchmark] = {}
 
 
+class PluginError(ImportError):
+    """A benchmark plugin (entry point or definition file) failed to load; the message names it."""
+
+
 def register(bench: Benchmark) -> Benchmark:
+    """Add `bench` to the registry; raises ValueError naming the field and the fix."""
+    paths.check_id(bench.name, f"benchmark {bench.name!r}: name")  # it names files in the run folder
     if bench.pillar not in PILLARS:
         raise ValueError(f"benchmark {bench.name}: pillar {bench.pillar!r} is not one of {PILLARS}")
+    if (bench.pack == "local") != bool(bench.root):
+        raise ValueError(f"benchmark {bench.name}: pack \"local\" and `root` (the data folder) go together; "
+                         f"got pack={bench.pack!r}, root={bench.root!r}")
+    if isinstance(bench.num_fewshot, bool) or not isinstance(bench.num_fewshot, int) or bench.num_fewshot < 0:
+        raise ValueError(f"benchmark {bench.name}: num_fewshot must be an integer >= 0, got {bench.num_fewshot!r}")
+    if "num_fewshot" in bench.overrides or "num_fewshot" in bench.chat_overrides:
+        raise ValueError(f"benchmark {bench.name}: set the few-shot count as the field num_fewshot=..., "
+                         "not as an lm-eval override")
     if bench.name in _REGISTRY:
         raise ValueError(f"benchmark {bench.name!r} is registered twice")
     _REGISTRY[bench.name] = bench
@@ -65,7 +91,8 @@ def get_benchmark(name: str) -> Benchmark:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))} "
+                       "(add one: docs/adding-a-benchmark.md)") from None
 
 
 def all_benchmarks() -> dict[str, Benchmark]:
@@ -108,10 +135,32 @@ def load_plugin_files(spec: str) -> None:
     for i, path in enumerate(p for p in spec.split(os.pathsep) if p):
         module_spec = importlib.util.spec_from_file_location(f"slm_benchmark_plugin_{i}", path)
         if module_spec is None or not Path(path).is_file():
-            raise ImportError(f"SLM_BENCHMARK_FILES: {path} is not a Python file")
-        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+            raise PluginError(f"SLM_BENCHMARK_FILES: {path} is not a Python file")
+        try:
+            module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+        except Exception as exc:
+            raise PluginError(f"SLM_BENCHMARK_FILES: benchmark file {path} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+
+def load_entry_points() -> list[str]:
+    """Import every entry point of the group `slm_study.benchmarks` (its module registers its
+    benchmarks when imported); returns their names. A failing one raises PluginError naming it."""
+    from importlib.metadata import entry_points
+
+    names = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            ep.load()
+        except Exception as exc:
+            dist = ep.dist.name if ep.dist else "its package"
+            raise PluginError(f"benchmark plugin entry point {ep.name!r} ({ep.value}, group {ENTRY_POINT_GROUP}, "
+                              f"from {dist}) failed: {type(exc).__name__}: {exc}; fix or uninstall {dist}") from exc
+        names.append(ep.name)
+    return names
 
 
 from . import coding, language, math, reasoning, safety  # noqa: E402,F401  (registers the benchmarks)
 
+load_entry_points()
 load_plugin_files(os.environ.get("SLM_BENCHMARK_FILES", ""))

