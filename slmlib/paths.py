@@ -59,6 +59,11 @@ def registry_path() -> Path:
     return outputs_root() / "registry.json"
 
 
+def mlruns_dir() -> Path:
+    """MLflow's local file store, when a run logs to MLflow without a tracking URI."""
+    return outputs_root() / "mlruns"
+
+
 def site_dir(override: str = "") -> Path:
     """The static site's folder: `override` when given, else reports/site."""
     return Path(override) if override else reports_root() / "site"

@@ -3,7 +3,8 @@
 The only module that imports papermill. Each stage notebook receives the params it
 declares in its `parameters` cell; executed notebooks go to
 `outputs/runs/<run>/notebooks/`, their HTML (with and without code) to
-`reports/<run>/`, and `reports/index.html` lists every report.
+`reports/<run>/`, and `reports/index.html` lists every report. With `mlflow: true` the
+finished run is also logged to MLflow (`slmlib.tracking`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import artifacts, paths
+from . import artifacts, paths, tracking
 from .params import StudyParams, stage_values
 
 KERNEL = "python3"  # the interpreter papermill runs in: this environment's own kernel
@@ -60,15 +61,37 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
 
 
 def run_study(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True) -> str:
-    """Run the given stages in order; stops at the first failure. Returns the run id."""
+    """Run the given stages in order; stops at the first failure. Returns the run id.
+
+    With `p.mlflow` the run is then logged to MLflow; a logging failure is reported and
+    leaves the run's own artifacts as they are."""
     run_id = p.resolved_run_id()
+    if p.mlflow:
+        tracking.require_mlflow()  # before the stages, not after an hour of evaluation
     for stage in stages:
         start = time.perf_counter()
         print(f"[slm-study] {run_id}: {stage} ...", flush=True)
         run_stage(stage, p, progress)
         print(f"[slm-study] {run_id}: {stage} done in {time.perf_counter() - start:.1f} s", flush=True)
     write_reports_index()
+    if p.mlflow:
+        log_to_mlflow(p, stages)
     return run_id
+
+
+def log_to_mlflow(p: StudyParams, stages: tuple[str, ...]) -> str | None:
+    """Log the run to MLflow; on failure print why and how to retry, and return None."""
+    run_id = p.resolved_run_id()
+    try:
+        uri, mlflow_run = tracking.log_run(p, stages)
+    except Exception as exc:
+        print(f"[slm-study] {run_id}: logging to MLflow failed ({type(exc).__name__}: {exc}); the run's "
+              f"artifacts are complete in {paths.run_dir(run_id)}. To retry, rerun with --run-id {run_id} "
+              "(finished tasks are kept).", file=sys.stderr, flush=True)
+        return None
+    print(f"[slm-study] {run_id}: logged to MLflow at {uri} (experiment {tracking.EXPERIMENT}, "
+          f"run {mlflow_run})", flush=True)
+    return mlflow_run
 
 
 def export_html(notebook: Path, run_id: str) -> list[Path]:
