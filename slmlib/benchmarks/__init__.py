@@ -53,6 +53,8 @@ class Benchmark:
     license: str = ""  # dataset license
     source_note: str = ""  # where the data comes from and which split
     root: str | None = None  # folder `files` are relative to, for local benchmarks (pack "local")
+    # lm-eval's task for this benchmark on Hub data, which the standard suite runs (None: lm-eval has none)
+    lm_eval_task: str | None = None
 
     def baseline(self, docs: list[dict]) -> float:
         """Expected primary score of uniform guessing on `docs` (0 for generation)."""

