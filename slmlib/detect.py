@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ledger, models, paths, submission, weights_meta
+from . import adapters, ledger, models, paths, submission, weights_meta
 from .submission import CATEGORIES, PARAM_FORMAT, SubmissionError  # noqa: F401  (public names)
 
 SCHEMA_VERSION = 1
@@ -93,6 +93,20 @@ def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[models.We
     return weights, read(Path(weights.path))
 
 
+def detect_adapter(source: dict, weights: models.Weights, detected: dict, base_dir: Path, report: Report) -> dict:
+    """The card's `adapter` section (where, digest, rank, targets, parameters); its problems go to `report`."""
+    if "dir" in source:
+        source = {"dir": str(_local_path(source["dir"], base_dir))}
+    folder, commit = adapters.local_dir(source)
+    meta = adapters.read_adapter(folder)
+    errors, warnings, facts = adapters.check(meta, weights, detected)
+    report.errors += errors
+    report.warnings += warnings
+    return {"kind": "hub" if "hf_repo" in source else "dir", "path": str(folder),
+            "hf_repo": source.get("hf_repo"), "revision": commit, "sha256": meta["sha256"],
+            "size_bytes": meta["size_bytes"], **facts}
+
+
 def _pick(model: dict, detected: dict, key: str, kind: type) -> Any:
     """The declared value when it has the right type, else the detected one."""
     value = model.get(key)
@@ -103,16 +117,22 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
     """Model card from a submission plus detected metadata, and the validation report."""
     report = Report(errors=submission.check(data))
     model = data["model"]
-    weight_errors = submission.check_weights(data["weights"]) if data.get("weights") is not None else []
-    if weight_errors:
-        report.errors += weight_errors
+    base_dir = Path(base_dir or paths.REPO_ROOT)
+    source_errors = submission.check_weights(data["weights"]) if data.get("weights") is not None else []
+    source_errors += submission.check_adapter(data["adapter"]) if data.get("adapter") is not None else []
+    if source_errors:
+        report.errors += source_errors
         return {"model_id": submission_id, **model}, report
     try:
-        weights, detected = resolve(data.get("weights"), model, Path(base_dir or paths.REPO_ROOT))
-    except (models.WeightsError, weights_meta.MetadataError) as exc:
+        weights, detected = resolve(data.get("weights"), model, base_dir)
+        adapter = detect_adapter(data["adapter"], weights, detected, base_dir, report) if data.get("adapter") else None
+    except (models.WeightsError, weights_meta.MetadataError, weights_meta.HubUnreachable,
+            adapters.AdapterError) as exc:
         report.errors.append(str(exc))
         return {"model_id": submission_id, **model}, report
     count = detected.get("parameter_count")
+    if count and adapter:
+        count += adapter["parameter_count"]  # the evaluated model: base plus adapter
     license_ = _pick(model, detected, "license", str)
     card = {
         "schema_version": SCHEMA_VERSION, "model_id": submission_id,
@@ -131,6 +151,8 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
                     "sha256": weights.sha256, "size_bytes": weights.size_bytes},
         "detected": dict(detected),
     }
+    if adapter:
+        card["adapter"] = adapter
     report.errors += check_card(card, model)
     report.errors += ledger.duplicate_errors(card, ledger.registry_models())
     report.errors += ledger.rate_limit_errors(card, ledger.read_ledger())
@@ -189,9 +211,9 @@ def card_frame(card: dict):
     """The card as a two-column table (field, value) for the notebook."""
     import pandas as pd
 
-    skip = {"detected", "weights", "schema_version"}
+    skip = {"detected", "weights", "adapter", "schema_version"}
     rows = [(k, v) for k, v in card.items() if k not in skip]
-    rows += [(f"weights.{k}", v) for k, v in (card.get("weights") or {}).items()]
+    rows += [(f"{part}.{k}", v) for part in ("weights", "adapter") for k, v in (card.get(part) or {}).items()]
     return pd.DataFrame(rows, columns=["field", "value"]).astype({"value": str})
 
 

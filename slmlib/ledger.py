@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from . import artifacts, paths
+from . import artifacts, models, paths
 
 RATE_LIMIT = 3
 RATE_WINDOW_DAYS = 7
@@ -53,7 +53,7 @@ def read_ledger(path: Path | None = None) -> list[dict]:
 
 
 def _same_submission(entry: dict, card: dict) -> bool:
-    return entry.get("model_id") == card["model_id"] and entry.get("sha256") == card["weights"]["sha256"]
+    return entry.get("model_id") == card["model_id"] and entry.get("sha256") == models.model_digest(card)
 
 
 def rate_limit_errors(card: dict, entries: list[dict], now: float | None = None) -> list[str]:
@@ -78,7 +78,7 @@ def append(card: dict, now: float | None = None) -> bool:
     if any(_same_submission(e, card) for e in read_ledger(path)):
         return False
     entry = {"time": round(time.time() if now is None else now, 3), "model_id": card["model_id"],
-             "submitter": submitter_key(card.get("submitted_by")), "sha256": card["weights"]["sha256"],
+             "submitter": submitter_key(card.get("submitted_by")), "sha256": models.model_digest(card),
              "hf_repo": card.get("hf_repo"), "hf_revision": card.get("hf_revision"),
              "quantization": card.get("quantization")}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,10 +93,10 @@ def registry_models(path: Path | None = None) -> list[dict]:
     """The registry's model entries ([] when there is no registry or it is unreadable)."""
     path = Path(path) if path is not None else paths.registry_path()
     try:
-        models = artifacts.read_json(path).get("models")
+        entries = artifacts.read_json(path).get("models")
     except (OSError, ValueError, AttributeError):
         return []
-    return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else []
+    return [m for m in entries if isinstance(m, dict)] if isinstance(entries, list) else []
 
 
 def _same_repo(entry: dict, card: dict) -> bool:
@@ -106,14 +106,14 @@ def _same_repo(entry: dict, card: dict) -> bool:
             and entry.get("quantization") == card.get("quantization"))
 
 
-def duplicate_errors(card: dict, models: list[dict]) -> list[str]:
+def duplicate_errors(card: dict, entries: list[dict]) -> list[str]:
     """Errors for registry entries holding the same weights under another model id."""
-    sha = card["weights"].get("sha256")
+    sha = models.model_digest(card)
     errors = []
-    for entry in models:
+    for entry in entries:
         if entry.get("model_id") == card["model_id"]:
             continue
-        same_file = sha and (entry.get("weights") or {}).get("sha256") == sha
+        same_file = sha and models.model_digest(entry) == sha
         if same_file or _same_repo(entry, card):
             why = f"weights SHA-256 {sha[:12]}…" if same_file else \
                 f"{card['hf_repo']} at {card.get('hf_revision') or 'the default revision'}, {card.get('quantization')}"

@@ -75,6 +75,13 @@ def _local(path: Path, source: dict) -> Weights:
                        f"(from {source})")
 
 
+def model_digest(record: dict) -> str | None:
+    """What a result is a result of, for a model card or a registry entry: the weights' SHA-256, or
+    `<weights>+<adapter>` with a LoRA adapter."""
+    sha, adapter = (record.get("weights") or {}).get("sha256"), record.get("adapter")
+    return f"{sha}+{adapter['sha256']}" if adapter else sha
+
+
 def converted_dir(weights: Weights) -> Path:
     return paths.cache_root() / "models" / f"{weights.sha256}-fp32"
 

@@ -19,6 +19,7 @@ from typing import Any
 from . import artifacts, paths, schemas, uncertainty
 from .benchmarks import all_benchmarks
 from .leaderboard import leaderboard_frame  # noqa: F401  (the registry's display table; kept here for callers)
+from .models import model_digest
 from .reconcile import find_nondeterminism
 from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
                       award_badges, check_weights, normalize, pillar_scores, size_bucket)
@@ -37,7 +38,7 @@ def group_key(run: dict) -> tuple:
     (DISPUTED) shows it.
     """
     settings = run.get("settings") or {}
-    return (run["model_card"]["weights"]["sha256"], run["suite"], run.get("limit"),
+    return (model_digest(run["model_card"]), run["suite"], run.get("limit"),
             run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS))
 
 
@@ -125,6 +126,8 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
     entry = {
         "entry_id": entry_id(first), "model_id": first["model_id"], **{f: card.get(f) for f in CARD_FIELDS},
         "weights": {k: card["weights"].get(k) for k in ("kind", "sha256", "size_bytes")},
+        **({"adapter": {k: card["adapter"].get(k) for k in ("kind", "sha256", "r", "parameter_count")}}
+           if card.get("adapter") else {}),
         "size_bucket": size_bucket(card["parameter_count"]),
         "suite": first["suite"], "limit": first.get("limit"), "limit_generative": first.get("limit_generative"),
         "seed": first["seed"], "tasks": tasks, "pillars": pillars, "aggregate": aggregate,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, datapacks, edge, energy, evaluate, models, provenance, suites, weights_meta
+from . import adapters, artifacts, datapacks, edge, energy, evaluate, models, provenance, suites, weights_meta
 from .suites import PreparedTask
 
 
@@ -84,6 +84,10 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     if todo:
         location, _ = models.model_dir(weights)
         model, tokenizer, load_s = models.load_model(location, p.dtype, weights.revision)
+        if card.get("adapter"):
+            model, adapter_s = adapters.apply(model, card["adapter"])
+            print(f"[evaluate] LoRA adapter {card['adapter']['path']} applied and merged in {adapter_s:.1f} s",
+                  flush=True)
         torch.manual_seed(p.seed)
         lm = evaluate.make_lm(model, tokenizer, p.batch_size)
         bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
@@ -100,14 +104,15 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
                   f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s", flush=True)
         print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
         figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": models.conversion_seconds(weights),
-                   "size_bytes": weights.size_bytes, **edge.measure_edge(model, tokenizer),
+                   "size_bytes": size_bytes(card), **edge.measure_edge(model, tokenizer),
                    "dtype": p.dtype, "system": provenance.system_info()}
         artifacts.write_json(edge_path, figures)
     results = {
         "schema_version": 1, "run_id": run_path.name, "model_id": card["model_id"], "model_card": card,
         "suite": p.suite, "limit": p.limit, "limit_generative": p.limit_generative, "seed": p.seed,
         "settings": settings, "tasks": {prep.bench.name: records[prep.bench.name] for prep in prepared},
-        "edge": artifacts.read_json(edge_path) if edge_path.exists() else {"size_bytes": weights.size_bytes},
+        "adapter": adapter_record(card),
+        "edge": artifacts.read_json(edge_path) if edge_path.exists() else {"size_bytes": size_bytes(card)},
         "energy": energy.total([r.get("energy") for r in records.values()]),
         "provenance": {**provenance.collect(), "data_packs": datapacks.pack_manifest()},
         "started_at": _iso(started), "finished_at": _iso(time.time()),
@@ -115,6 +120,21 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     }
     artifacts.write_json(run_path / "results.json", results)
     return results
+
+
+def size_bytes(card: dict) -> int | None:
+    """Size on disk of what is evaluated: the weights, plus the adapter's files."""
+    base, adapter = card["weights"].get("size_bytes"), card.get("adapter")
+    return base + adapter["size_bytes"] if base is not None and adapter else base
+
+
+def adapter_record(card: dict) -> dict | None:
+    """The LoRA adapter a run applied (folder, SHA-256, rank, targets) and how: peft's version, merged."""
+    import importlib.metadata as md
+
+    if not card.get("adapter"):
+        return None
+    return {**card["adapter"], "peft_version": md.version("peft"), "merged": True}
 
 
 def _iso(ts: float) -> str:

@@ -71,7 +71,12 @@ WEIGHT_FORMS = {
     "cache": ("cache", "install"),  # a file under the study cache; `install` says how to get it
     "hf_repo": ("hf_repo", "revision"),  # the Hub (online only)
 }
-TOP_LEVEL = ("model", "weights")
+# A PEFT (LoRA) adapter applied to the `weights:` base: each form's keys (the first one names the form).
+ADAPTER_FORMS = {
+    "dir": ("dir",),  # a local adapter folder: adapter_config.json + adapter_model.safetensors
+    "hf_repo": ("hf_repo", "revision"),  # the Hub (online only)
+}
+TOP_LEVEL = ("model", "weights", "adapter")
 
 
 class SubmissionError(ValueError):
@@ -159,15 +164,24 @@ def _check_quantization(i: int, q: Any) -> list[str]:
 
 def check_weights(weights: Any) -> list[str]:
     """Problems with the `weights:` mapping: exactly one known form, string values."""
-    forms = ", ".join("{" + ", ".join(keys) + "}" for keys in WEIGHT_FORMS.values())
-    if not isinstance(weights, dict):
-        return [f"weights: expected a mapping, one of {forms}"]
-    named = [form for form in WEIGHT_FORMS if form in weights]
+    return _check_source("weights", weights, WEIGHT_FORMS)
+
+
+def check_adapter(adapter: Any) -> list[str]:
+    """Problems with the `adapter:` mapping: exactly one known form, string values."""
+    return _check_source("adapter", adapter, ADAPTER_FORMS)
+
+
+def _check_source(where: str, value: Any, known: dict[str, tuple[str, ...]]) -> list[str]:
+    forms = ", ".join("{" + ", ".join(keys) + "}" for keys in known.values())
+    if not isinstance(value, dict):
+        return [f"{where}: expected a mapping, one of {forms}"]
+    named = [form for form in known if form in value]
     if len(named) != 1:
-        return [f"weights: give exactly one of {forms}"]
-    keys = WEIGHT_FORMS[named[0]]
-    return [f"weights.{k}: unknown key for the {named[0]} form; {_hint(k, keys)}" for k in weights if k not in keys] + [
-        f"weights.{k}: expected string" for k in keys if k in weights and not isinstance(weights[k], str)]
+        return [f"{where}: give exactly one of {forms}"]
+    keys = known[named[0]]
+    return [f"{where}.{k}: unknown key for the {named[0]} form; {_hint(k, keys)}" for k in value if k not in keys] + [
+        f"{where}.{k}: expected string" for k in keys if k in value and not isinstance(value[k], str)]
 
 
 def json_schema() -> dict[str, Any]:
@@ -185,18 +199,23 @@ def json_schema() -> dict[str, Any]:
                             "properties": {k: {"type": "string"} for k in QUANT_KEYS}}
         return out
 
-    weight_forms = [{"type": "object", "additionalProperties": False, "required": [keys[0]],
-                     "properties": {k: {"type": "string"} for k in keys}} for keys in WEIGHT_FORMS.values()]
+    def forms(known: dict[str, tuple[str, ...]]) -> list[dict]:
+        return [{"type": "object", "additionalProperties": False, "required": [keys[0]],
+                 "properties": {k: {"type": "string"} for k in keys}} for keys in known.values()]
+
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://slm-study/submission.schema.json",
         "title": "SLM Study submission",
-        "description": "A model submission: `model` fields (missing ones are detected) and where its weights are.",
+        "description": "A model submission: `model` fields (missing ones are detected), where its weights "
+                       "are, and optionally a LoRA adapter on them.",
         "type": "object", "additionalProperties": False, "required": ["model"],
         "properties": {
             "model": {"type": "object", "additionalProperties": False,
                       "properties": {f.name: prop(f) for f in MODEL_FIELDS}},
-            "weights": {"oneOf": weight_forms},
+            "weights": {"oneOf": forms(WEIGHT_FORMS)},
+            "adapter": {"description": "a PEFT LoRA adapter applied to the `weights` base",
+                        "oneOf": forms(ADAPTER_FORMS)},
         },
         "x-license-allowlist": dict(LICENSES),
     }

@@ -119,8 +119,8 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     }
 
 
-def safetensors_shapes(path: Path) -> tuple[list[list[int]], set[str]]:
-    """Tensor shapes and dtypes from a safetensors file's JSON header."""
+def safetensors_header(path: Path) -> dict[str, dict]:
+    """Tensor name -> {dtype, shape, data_offsets} from a safetensors file's JSON header."""
     with open(path, "rb") as fh:
         raw = fh.read(8)
         if len(raw) != 8:
@@ -132,7 +132,12 @@ def safetensors_shapes(path: Path) -> tuple[list[list[int]], set[str]]:
             header = json.loads(fh.read(size))
         except ValueError:
             raise MetadataError(f"{path}: unreadable safetensors header") from None
-    tensors = [v for k, v in header.items() if k != "__metadata__"]
+    return {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def safetensors_shapes(path: Path) -> tuple[list[list[int]], set[str]]:
+    """Tensor shapes and dtypes from a safetensors file's JSON header."""
+    tensors = safetensors_header(path).values()
     return [t["shape"] for t in tensors], {t["dtype"] for t in tensors}
 
 
