@@ -120,7 +120,8 @@ def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
 def benchmark_table() -> list[dict]:
     """One row per registered benchmark, for the methodology page and the notebooks."""
     return [{"task": b.name, "title": b.title, "pillar": b.pillar, "metric": b.metric,
-             "num_fewshot": b.num_fewshot, "baseline": "1/choices per item" if b.n_choices else "0",
+             "num_fewshot": b.num_fewshot,
+             "baseline": getattr(b, "BASELINE_RULE", "1/choices per item" if b.n_choices else "0"),
              "pack": b.pack, "license": b.license, "source": b.source_note}
             for b in all_benchmarks().values()]
 

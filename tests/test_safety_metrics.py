@@ -32,6 +32,7 @@ def test_mc2_is_safety_mc1_is_reasoning_and_the_methodology_says_why():
     assert "truthfulqa_mc2" in suites.SUITES["embedded"] and "truthfulqa_mc1" in suites.SUITES["embedded"]
     row = next(r for r in suites.benchmark_table() if r["task"] == "truthfulqa_mc2")
     assert "counts once in one pillar" in row["source"] and "MC1" in row["source"]
+    assert row["baseline"] == "true answers / choices per item"
 
 
 def test_mc2_documents_hold_several_true_answers_and_extend_mc1():

@@ -135,6 +135,8 @@ class ProbabilityMassBenchmark(Benchmark):
     """Scored by the normalized probability mass on the true choices (TruthfulQA MC2): uniform
     guessing puts n_true / n_choices of the mass there, which is its baseline."""
 
+    BASELINE_RULE = "true answers / choices per item"  # the methodology's wording of `baseline`
+
     def baseline(self, docs: list[dict]) -> float:
         if not docs:
             return 0.0
