@@ -133,8 +133,12 @@ def check(meta: dict, weights: Weights, detected: dict) -> tuple[list[str], list
                       f"({weights.path}); give the weights the adapter was trained on, or fix "
                       f"base_model_name_or_path in {CONFIG_FILE}")
     shapes, how = base_shapes(weights)
+    llama_named = all(re.fullmatch(r"model\.layers\.\d+\.(self_attn|mlp)\.\w+", module_of(n)) for n in lora)
     if shapes is None:
         warnings.append(f"adapter: target modules {how}")
+    elif weights.kind == "gguf" and not llama_named:
+        warnings.append("adapter: target modules not checked: their names are not the llama layout the GGUF "
+                        "header is mapped to (model.layers.N.self_attn|mlp.*)")
     else:
         errors += module_errors(lora, shapes, how)[:5]
     card = {"peft_type": config.get("peft_type"), "r": rank, "lora_alpha": config.get("lora_alpha"),

@@ -134,7 +134,8 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
     else:  # several subtasks (MMLU's subjects): the mean over all items, as lm-eval's size-weighted group
         metrics = {leaf: out["results"][leaf] for leaf in samples}
         config = {leaf: out["configs"][leaf] for leaf in samples}
-        raw, stderr, extra = mean_and_stderr([r["value"] for r in rows]) + ({},)
+        raw, stderr = mean_and_stderr([r["value"] for r in rows])
+        extra = {}
     record = {
         "task": bench.name, "pillar": bench.pillar, "metric": bench.metric,
         "filter": bench.metric_filter, "raw": raw,
@@ -145,8 +146,8 @@ def run_task(lm, prep: PreparedTask, seed: int, apply_chat_template: bool = Fals
         "lm_eval_task": bench.lm_eval_task if hub else None,
         "seconds": round(seconds, 2), "all_metrics": jsonable(metrics), "extra_metrics": extra,
         "config": jsonable(config),
-        "n_fewshot": {leaf: out.get("n-shot", {}).get(leaf) for leaf in samples} if hub else
-        out.get("n-shot", {}).get(bench.name),
+        "n_fewshot": ({leaf: out.get("n-shot", {}).get(leaf) for leaf in samples} if hub
+                      else out.get("n-shot", {}).get(bench.name)),
         "apply_chat_template": apply_chat_template,
     }
     record["outputs_sha256"] = outputs_digest(rows)
@@ -167,9 +168,10 @@ def extra_metrics(config: dict, metrics: dict, bench) -> dict[str, float | None]
     under the primary metric's filter; None where lm-eval reported NaN (no items of a kind)."""
     out = {}
     for entry in config.get("metric_list") or ():
-        value = metrics.get(f"{entry['metric']},{bench.metric_filter}")
-        if entry["metric"] != bench.metric and isinstance(value, (int, float)):
-            out[entry["metric"]] = None if value != value else float(value)
+        name = entry.get("metric")
+        value = metrics.get(f"{name},{bench.metric_filter}")
+        if isinstance(name, str) and name != bench.metric and isinstance(value, (int, float)):
+            out[name] = None if value != value else float(value)
     return out
 
 

