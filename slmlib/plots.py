@@ -83,49 +83,51 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i])
 
 
-def _scatter(ax, models: list[dict], xs: list[float], color: dict[str, str]) -> list[tuple[float, float]]:
-    """One point per model with its aggregate's 95% interval as an error bar; returns the points."""
+def _aggregate_against(registry: dict, models: list[dict], xs: list[float], xlabel: str, title: str,
+                       empty: str) -> tuple[Figure, list[tuple[float, float]]]:
+    """A scatter of the models' aggregates (95% interval as error bars) against `xs`; returns the
+    figure and the points (none for no models: the plot says `empty`)."""
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    if not models:
+        _empty(ax, empty)
+        return fig, []
+    color = colors(registry)
     points = [(x, e["aggregate"]) for x, e in zip(xs, models)]
     for (x, y), entry, label in zip(points, models, labels(models)):
         ci = (entry.get("intervals") or {}).get("aggregate")
         yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
         ax.errorbar([x], [y], yerr=yerr, fmt="o", capsize=3, label=label, color=color.get(entry.get("entry_id")))
-    return points
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(AXIS_SCORE)
+    ax.set_title(title)
+    return fig, points
 
 
 def aggregate_vs_parameters(registry: dict) -> Figure:
     """Aggregate (with its 95% interval) against parameter count (log scale), Pareto frontier drawn."""
     models = [e for e in registry.get("models", []) if e.get("aggregate") is not None]
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    if not models:
-        _empty(ax)
-        return fig
-    points = _scatter(ax, models, [e["parameter_count"] for e in models], colors(registry))
-    front = [points[i] for i in pareto_front(points)]
-    ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#555555", linestyle="--",
-            linewidth=1, label="Pareto frontier (best score for its size)")
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel(AXIS_SCORE)
-    ax.set_title("Aggregate against size")
-    _legend(ax)
+    fig, points = _aggregate_against(registry, models, [e["parameter_count"] for e in models],
+                                     "parameters (log scale)", "Aggregate against size", "no models yet")
+    if points:
+        ax = fig.axes[0]
+        front = [points[i] for i in pareto_front(points)]
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#555555", linestyle="--",
+                linewidth=1, label="Pareto frontier (best score for its size)")
+        ax.set_xscale("log")
+        _legend(ax)
     return fig
 
 
 def aggregate_vs_energy(registry: dict) -> Figure:
     """Aggregate against the energy of evaluation (kWh, model load excluded; an estimate)."""
     models = [e for e in registry.get("models", []) if e.get("aggregate") is not None and e.get("energy")]
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    if not models:
-        _empty(ax, "no energy measurements")
-        return fig
-    _scatter(ax, models, [e["energy"]["kwh"] * 1000 for e in models], colors(registry))
-    ax.set_xlabel("energy of the evaluation, Wh (estimate; hardware-dependent, never ranked)")
-    ax.set_ylabel(AXIS_SCORE)
-    ax.set_title("Aggregate against energy")
-    _legend(ax)
+    fig, points = _aggregate_against(
+        registry, models, [e["energy"]["kwh"] * 1000 for e in models],
+        "energy of the evaluation, Wh (estimate; hardware-dependent, never ranked)", "Aggregate against energy",
+        "no energy measurements")
+    if points:
+        _legend(fig.axes[0])
     return fig
 
 

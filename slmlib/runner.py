@@ -9,7 +9,6 @@ finished run is also logged to MLflow (`slmlib.tracking`).
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 from pathlib import Path
@@ -111,21 +110,11 @@ def export_html(notebook: Path, run_id: str) -> list[Path]:
 
 
 def write_reports_index() -> Path:
-    """`reports/index.html`: every run's stage reports, newest run first."""
+    """`reports/index.html`: every run's stage reports, by run (newest first) and stage."""
+    from .site.reports_index import render_reports_index
+
     root = paths.reports_root()
-    runs = sorted((d for d in root.iterdir() if d.is_dir() and d.name != "site"),
-                  key=lambda d: d.stat().st_mtime, reverse=True) if root.exists() else []
-    items = []
-    for run in runs:
-        links = " · ".join(
-            f'<a href="{html.escape(run.name)}/{html.escape(f.name)}">{html.escape(f.stem)}</a>'
-            for f in sorted(run.glob("*.html")))
-        items.append(f"<li><strong>{html.escape(run.name)}</strong>: {links}</li>")
-    page = ("<!doctype html><meta charset='utf-8'><title>SLM Study reports</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-            "li{margin:.4rem 0}</style><h1>SLM Study reports</h1>"
-            "<p><a href='site/index.html'>Leaderboard</a></p><ul>" + "".join(items) + "</ul>")
-    return artifacts.write_text_atomic(root / "index.html", page)
+    return artifacts.write_text_atomic(root / "index.html", render_reports_index(root))
 
 
 def executed_notebooks() -> list[tuple[str, Path]]:

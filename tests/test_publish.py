@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from site_study import HOSTILE_FAMILY, HOSTILE_NAME, TASKS, write_study
-from slmlib import plots, publish, submission
+from slmlib import artifacts, plots, publish, submission
 from slmlib.benchmarks import PILLARS, all_benchmarks
 from slmlib.datapacks import PACKS, DataPack
 from slmlib.registry import build_registry
@@ -93,6 +93,8 @@ def test_every_page_links_only_to_files_in_the_site(study):
     for page in pages:
         refs = parse(page)
         for tag, attr, url in refs.refs:
+            if url == "data:,":  # the empty favicon: no request for /favicon.ico
+                continue
             if url.startswith("https://"):  # only links to a model's source, never loaded by the page
                 assert tag == "a" and url.startswith("https://huggingface.co/"), (page.name, url)
                 continue
@@ -173,7 +175,7 @@ def test_worst_items_most_confidently_wrong_first():
     ]
     worst = evidence.worst_items(rows)
     assert [w["item_id"] for w in worst] == ["far", "close"]
-    assert worst[0]["answer"].startswith("B (") and worst[0]["expected"].startswith("A (")
+    assert worst[0]["answer"].startswith("choice B of 2 (") and worst[0]["expected"].startswith("choice A of 2 (")
     assert worst[0]["margin"] == pytest.approx(8.0) and worst[0]["prompt"].startswith("\u2026")
     assert len(worst[0]["prompt"]) == evidence.PROMPT_TAIL + 1
     gen = evidence.worst_items([{"item_id": "g", "value": 0.0, "response": ["42"], "target": "7", "prompt": "q"}])
@@ -275,3 +277,18 @@ def test_chart_svgs_are_written_and_stable(study):
 
 def test_site_study_uses_every_pillar():
     assert {all_benchmarks()[t].pillar for t in TASKS} == set(PILLARS)
+
+
+def test_reports_index_lists_reports_by_run_and_stage(tmp_path):
+    from slmlib.site.reports_index import render_reports_index
+
+    for run in ("run-a", "run-b"):
+        for stem in ("01_detect", "02_evaluate"):
+            for suffix in (".html", ".no-code.html"):
+                artifacts.write_text_atomic(tmp_path / run / f"{stem}{suffix}", "<html></html>")
+    (tmp_path / "site").mkdir()
+    page = render_reports_index(tmp_path)
+    assert page.count('rowspan="2"') == 2 and ">run-a</th>" in page and ">site</th>" not in page
+    assert '<td>02 evaluate</td><td><a href="run-b/02_evaluate.no-code.html">without code</a></td>' in page
+    assert 'href="run-a/01_detect.html">with code</a>' in page and 'href="site/index.html"' in page
+    assert "No executed notebooks yet" in render_reports_index(tmp_path / "missing")

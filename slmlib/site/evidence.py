@@ -69,17 +69,19 @@ def is_choice(row: dict) -> bool:
 def describe(row: dict) -> dict:
     """What the model answered and what was expected, as plain text, and how wrong it was.
 
-    Multiple choice: the choice with the highest log-likelihood against the target; `margin` is
-    how much more likely the model found its choice than the right one. Generation: the output.
+    Multiple choice: the choice (A = the first continuation scored) with the highest log-likelihood
+    against the target; `margin` is how much more likely the model found its choice than the right
+    one. The per-item log holds the prompt, not the choices' texts. Generation: the output.
     """
     prompt = _truncate_tail(str(row.get("prompt") or ""), PROMPT_TAIL)
     if is_choice(row):
         lls = [float(r[0]) for r in row["response"]]
         target = row["target"]
         picked = max(range(len(lls)), key=lls.__getitem__)
-        return {"prompt": prompt, "answer": f"{_letter(picked)} (log-likelihood {lls[picked]:.2f})",
-                "expected": f"{_letter(target)} (log-likelihood {lls[target]:.2f})" if target < len(lls) else str(target),
-                "margin": lls[picked] - lls[target] if target < len(lls) else 0.0}
+        n = len(lls)
+        return {"prompt": prompt, "answer": f"choice {_letter(picked)} of {n} (log-likelihood {lls[picked]:.2f})",
+                "expected": f"choice {_letter(target)} of {n} (log-likelihood {lls[target]:.2f})" if target < n
+                else str(target), "margin": lls[picked] - lls[target] if target < n else 0.0}
     response = row.get("response")
     answer = response[0] if isinstance(response, list) and len(response) == 1 else response
     return {"prompt": prompt, "answer": _truncate(str(answer if answer is not None else ""), ANSWER_CHARS),

@@ -96,7 +96,8 @@ def worst_section(worst: dict[str, dict], open_first: int = 2) -> str:
         opened += 1
         parts.append(f"<details{state}><summary>{esc(task)}: {len(w['items'])} worst items</summary>{items}</details>")
     return ('<h2 id="failures">Where it fails</h2>\n<p class="note">The lowest-scored items of each task (for '
-            "multiple choice, the ones the model got wrong most confidently), from the per-item log of the run "
+            "multiple choice, the ones the model got wrong most confidently: choice A is the first answer "
+            "scored, and the log holds the prompt, not the answers' texts), from the per-item log of the run "
             "whose samples give the interval.</p>\n" + "\n".join(parts))
 
 

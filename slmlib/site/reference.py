@@ -83,7 +83,7 @@ def render_methodology(registry_weights: dict[str, float] | None, reports_href: 
                               "100 is perfect"),
             ("Pillar", "mean of the normalized scores of its tasks (each task counts once)"),
             ("Aggregate", f"<code>{esc(RENORMALIZATION)}</code>"),
-            ("Weights", esc(", ".join(f"{p} {w:.2f}" for p, w in weights.items())
+            ("Weights", esc(", ".join(f"{p} {weights.get(p, 0.0):.2f}" for p in PILLARS)
                             + f" (sum {sum(weights.values()):.2f})")),
             ("Hardware", "time, memory, energy and CO\u2082 are recorded and shown, never part of the rank"),
         ]) + differs

@@ -2,7 +2,8 @@
 
 Opens the site from its files in headless Chromium (`browser`) and writes PNGs to
 `<site>/screenshots/`: leaderboard, a model page, compare with two models, methodology,
-submit, the leaderboard in the dark theme, and the leaderboard and a model page at phone width.
+submit, the leaderboard and a model page in the dark theme and at phone width, and the reports
+index next to the site when there is one.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ PHONE = {"width": 390, "height": 844}
 MAX_HEIGHT = 6000  # px: longer pages are cut here (the methodology page is long)
 
 
-def shots(data: dict) -> list[tuple[str, str, str, dict, str]]:
-    """(file name, page, fragment, viewport, theme) of each screenshot, from the site's data.js content."""
+def shots(data: dict, with_reports: bool = False) -> list[tuple[str, str, str, dict, str]]:
+    """(file name, page, fragment, viewport, theme) of each screenshot, from the site's data.js content;
+    `with_reports` adds the reports index next to the site (`../index.html`)."""
     order = data["order"]
     first = f"model/{data['entries'][order[0]]['slug']}.html" if order else "index.html"
     pair = ",".join(order[:2])
@@ -32,7 +34,7 @@ def shots(data: dict) -> list[tuple[str, str, str, dict, str]]:
         ("model-dark.png", first, "", DESKTOP, "dark"),
         ("leaderboard-phone.png", "index.html", "", PHONE, "light"),
         ("model-phone.png", first, "", PHONE, "light"),
-    ]
+    ] + ([("reports.png", "../index.html", "", DESKTOP, "light")] if with_reports else [])
 
 
 def site_data(site_dir: Path) -> dict:
@@ -53,7 +55,8 @@ def take_screenshots(site_dir: Path, out_dir: Path | None = None) -> list[Path]:
     with sync_playwright() as p:
         chromium = browser.launch(p)
         try:
-            for name, page_path, fragment, viewport, theme in shots(site_data(site_dir)):
+            for name, page_path, fragment, viewport, theme in shots(site_data(site_dir),
+                                                                    (site_dir.parent / "index.html").is_file()):
                 context = chromium.new_context(viewport=viewport, color_scheme=theme)
                 page = context.new_page()
                 page.goto(browser.page_url(site_dir, page_path, fragment))
