@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -19,8 +20,8 @@ from . import paths
 
 MAX_PARAMS_BYTES = 64 * 1024
 DTYPES = ("float32", "bfloat16")
-
 RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri")  # read by the runner after the stages, by no notebook
+
 
 class ParamsError(ValueError):
     """A params file or value is invalid; the message names the field and the fix."""
@@ -45,9 +46,9 @@ class StudyParams:
     energy_country: str = "USA"  # evaluate: ISO 3166-1 alpha-3 code for CodeCarbon's grid carbon intensity
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
     site_dir: str = ""  # publish: folder of the static site; "" = reports/site
-
     mlflow: bool = False  # runner: also log the run to MLflow (optional extra: `make mlflow`)
     mlflow_tracking_uri: str = ""  # runner: MLflow tracking URI; "" = the local file store outputs/mlruns
+
     def resolved_run_id(self) -> str:
         """The run folder name: given, or derived from submission, suite and limit."""
         if self.run_id:
@@ -82,15 +83,16 @@ def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
     for key, value in values.items():
         if key not in known:
             hint = difflib.get_close_matches(str(key), known, n=1)
-            problems.append(f"{key}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else
-                                                          f"; known: {', '.join(known)}"))
+            problems.append(f"{key}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         elif _wrong_type(value, _TYPES[key]):
             allowed = _TYPES[key] if isinstance(_TYPES[key], tuple) else (_TYPES[key],)
             want = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-            problems.append(f"{key}: expected {want}, got {type(value).__name__} {value!r}")
+            problems.append(f"{key}: expected {want}, got {type(value).__name__} {reprlib.repr(value)}")
     if not problems:
         p = StudyParams(**values)
         problems += _check_values(p)
+    if any(msg.endswith("unknown parameter") for msg in problems):
+        problems.append(f"known parameters: {', '.join(known)}")
     if problems:
         raise ParamsError(f"{source}: " + "; ".join(problems))
     return p
@@ -121,10 +123,10 @@ def _check_values(p: StudyParams) -> list[str]:
     if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
                for w in p.pillar_weights.values()):
         out.append("pillar_weights: values must be non-negative numbers")
-    if p.run_id:
-        try:  # the same rule as the run folder itself (no '/', no '..')
     if p.mlflow_tracking_uri and not p.mlflow:
         out.append("mlflow_tracking_uri: set, but mlflow is false; set mlflow: true to log the run there")
+    if p.run_id:
+        try:  # the same rule as the run folder itself (no '/', no '..')
             paths.check_id(p.run_id, "run_id")
         except ValueError as exc:
             out.append(str(exc))
