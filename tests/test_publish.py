@@ -292,3 +292,10 @@ def test_reports_index_lists_reports_by_run_and_stage(tmp_path):
     assert '<td>02 evaluate</td><td><a href="run-b/02_evaluate.no-code.html">without code</a></td>' in page
     assert 'href="run-a/01_detect.html">with code</a>' in page and 'href="site/index.html"' in page
     assert "No executed notebooks yet" in render_reports_index(tmp_path / "missing")
+
+
+def test_screenshots_command_needs_a_built_site(tmp_path, capsys):
+    from slmlib.cli import main
+
+    assert main(["screenshots", str(tmp_path / "nothing")]) == 2
+    assert "no built site" in capsys.readouterr().err

@@ -370,3 +370,19 @@ def test_empty_site_says_no_models_yet(chromium, tmp_path):
     assert "No models yet" in s.page.inner_text("main")
     s.check()
     s.context.close()
+
+
+def test_screenshots_of_every_page_type(chromium, site, tmp_path):
+    if site["kind"] != "synthetic":
+        pytest.skip("once is enough")
+    from PIL import Image
+
+    from slmlib.site import screenshots
+
+    written = screenshots.take_screenshots(site["dir"], tmp_path / "shots", chromium)
+    expected = screenshots.shots(site["data"], with_reports=False)
+    assert [p.name for p in written] == [name for name, *_ in expected]
+    for path, (_, _, _, viewport, _) in zip(written, expected):
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width == viewport["width"]
+            assert 600 <= image.height <= screenshots.MAX_HEIGHT

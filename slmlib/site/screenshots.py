@@ -45,27 +45,29 @@ def site_data(site_dir: Path) -> dict:
     return json.loads(text[text.index("=") + 1:].strip().rstrip(";"))
 
 
-def take_screenshots(site_dir: Path, out_dir: Path | None = None) -> list[Path]:
-    """Capture every page type; returns the PNG paths."""
-    from playwright.sync_api import sync_playwright
+def take_screenshots(site_dir: Path, out_dir: Path | None = None, chromium=None) -> list[Path]:
+    """Capture every page type; returns the PNG paths. `chromium`: an already launched browser
+    (else one is started here)."""
+    if chromium is None:
+        from playwright.sync_api import sync_playwright
 
+        with sync_playwright() as p:
+            own = browser.launch(p)
+            try:
+                return take_screenshots(site_dir, out_dir, own)
+            finally:
+                own.close()
     site_dir = Path(site_dir)
     out_dir = Path(out_dir) if out_dir is not None else site_dir / "screenshots"
     written = []
-    with sync_playwright() as p:
-        chromium = browser.launch(p)
-        try:
-            for name, page_path, fragment, viewport, theme in shots(site_data(site_dir),
-                                                                    (site_dir.parent / "index.html").is_file()):
-                context = chromium.new_context(viewport=viewport, color_scheme=theme)
-                page = context.new_page()
-                page.goto(browser.page_url(site_dir, page_path, fragment))
-                page.wait_for_load_state("load")
-                height = min(page.evaluate("document.documentElement.scrollHeight"), MAX_HEIGHT)
-                png = page.screenshot(clip={"x": 0, "y": 0, "width": viewport["width"], "height": height},
-                                      full_page=True)
-                written.append(artifacts.write_bytes_atomic(out_dir / name, png))
-                context.close()
-        finally:
-            chromium.close()
+    for name, page_path, fragment, viewport, theme in shots(site_data(site_dir),
+                                                            (site_dir.parent / "index.html").is_file()):
+        context = chromium.new_context(viewport=viewport, color_scheme=theme)
+        page = context.new_page()
+        page.goto(browser.page_url(site_dir, page_path, fragment))
+        page.wait_for_load_state("load")
+        height = min(page.evaluate("document.documentElement.scrollHeight"), MAX_HEIGHT)
+        png = page.screenshot(clip={"x": 0, "y": 0, "width": viewport["width"], "height": height}, full_page=True)
+        written.append(artifacts.write_bytes_atomic(out_dir / name, png))
+        context.close()
     return written
