@@ -164,7 +164,7 @@ def test_few_shot_is_the_definitions_and_follows_lm_evals_yaml(name):
 def test_plugin_benchmarks_run_through_the_pipeline(tmp_path, monkeypatch):
     """One benchmark from a definition file (the guide's), one from an entry point: the four
     stage notebooks, each in its own kernel, find both; evaluate scores them, aggregate puts
-    them in their pillars, the runtime estimate counts them."""
+    them in their pillars, the methodology page lists them there, the runtime estimate counts them."""
     site = tmp_path / "site"
     install_tiny_sums(site)
     monkeypatch.setenv("PYTHONPATH", str(site))
@@ -188,6 +188,11 @@ def test_plugin_benchmarks_run_through_the_pipeline(tmp_path, monkeypatch):
     assert set(entry["pillars"]) == {"language", "math"}
     assert {n: t["pillar"] for n, t in entry["tasks"].items()} == {"world_capitals": "language", "tiny_sums": "math"}
     assert not artifacts.read_json(paths.registry_path())["rejected"]
+
+    methodology = (paths.site_dir() / "methodology.html").read_text(encoding="utf-8")
+    sections = dict(re.findall(r'<h3 id="pillar-(\w+)">(.*?)(?=<h3 id="pillar-|<h2)', methodology, re.S))
+    assert "<code>world_capitals</code>" in sections["language"] and "World capitals (example)" in sections["language"]
+    assert "<code>tiny_sums</code>" in sections["math"]
 
     planned = artifacts.read_json(run / "validation.json")["estimate"]["tasks"]
     assert sorted(planned) == sorted(tasks)
