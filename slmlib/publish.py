@@ -51,7 +51,8 @@ def write_model_pages(site: Path, registry: dict, board: dict, reports_href: str
         siblings = [board["entries"][e] for e in board["order"]
                     if board["entries"][e]["group"] == view["group"] and e != entry["entry_id"]]
         html = model_page.render_model(view, ev, siblings, reports_href)
-        written.append(artifacts.write_text_atomic(site / "model" / f"{view['slug']}.html", html))
+        page = site / "model" / f"{paths.check_id(view['slug'], 'entry_id')}.html"
+        written.append(artifacts.write_text_atomic(page, html))
         for run_id in entry.get("run_ids") or []:
             for src in evidence.sample_files(runs_dir, paths.check_id(run_id, "run_ids")):
                 written.append(artifacts.write_bytes_atomic(site / "samples" / run_id / src.name, src.read_bytes()))
