@@ -13,6 +13,7 @@ from pathlib import Path
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from . import artifacts
 from .benchmarks import PILLARS
@@ -108,15 +109,31 @@ def aggregate_vs_parameters(registry: dict) -> Figure:
     """Aggregate (with its 95% interval) against parameter count (log scale), Pareto frontier drawn."""
     models = [e for e in registry.get("models", []) if e.get("aggregate") is not None]
     fig, points = _aggregate_against(registry, models, [e["parameter_count"] for e in models],
-                                     "parameters (log scale)", "Aggregate against size", "no models yet")
+                                     "parameters (log scale; ticks at the models' sizes)", "Aggregate against size",
+                                     "no models yet")
     if points:
         ax = fig.axes[0]
         front = [points[i] for i in pareto_front(points)]
         ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#555555", linestyle="--",
                 linewidth=1, label="Pareto frontier (best score for its size)")
         ax.set_xscale("log")
+        ticks = size_ticks(models)
+        ax.set_xticks([c for c, _ in ticks], [label for _, label in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.margins(x=0.15)
         _legend(ax)
     return fig
+
+
+def size_ticks(models: list[dict], gap: float = 1.15) -> list[tuple[int, str]]:
+    """X ticks at the models' parameter counts, labelled like `135M`; a size within `gap` (ratio) of
+    the previous tick gets none, so labels never overlap."""
+    ticks: list[tuple[int, str]] = []
+    for count, label in sorted((e["parameter_count"], e.get("parameters") or f"{e['parameter_count']:,}")
+                               for e in models):
+        if not ticks or count > ticks[-1][0] * gap:
+            ticks.append((count, label))
+    return ticks
 
 
 def aggregate_vs_energy(registry: dict) -> Figure:

@@ -261,6 +261,10 @@ def test_pareto_front_and_scatter_charts(study):
     points = [(e["parameter_count"], e["aggregate"]) for e in registry["models"]]
     xs = [points[i][0] for i in plots.pareto_front(points)]
     assert list(frontier.get_xdata()) == xs and ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "68M" and "1235M" in labels and len(labels) == len(set(labels))  # the models' sizes
+    assert plots.size_ticks([{"parameter_count": 100, "parameters": "a"}, {"parameter_count": 110, "parameters": "b"},
+                             {"parameter_count": 200, "parameters": "c"}]) == [(100, "a"), (200, "c")]
     energy = plots.aggregate_vs_energy(registry).axes[0]
     assert len(energy.get_legend().get_texts()) == sum(1 for e in registry["models"] if e["energy"])
     co2 = plots.co2_per_model(registry).axes[0]
