@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from slmlib import adapters, detect, ledger, models, params, paths, registry, runs, submission
-from slmlib.benchmarks import all_benchmarks, load_plugin_files
-from tiny import build_tiny_model, write_tiny_benchmarks
+from tiny import build_tiny_model, tiny_model_with_benchmarks
 
 TARGETS = ["q_proj", "v_proj"]
 
@@ -39,9 +38,7 @@ def make_adapter(model_dir: Path, out: Path, rank: int = 4, seed: int = 0) -> Pa
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("lora")
-    if "tiny_mc" not in all_benchmarks():
-        load_plugin_files(str(write_tiny_benchmarks(root / "bench")))
-    model_dir = build_tiny_model(root / "model")
+    model_dir = tiny_model_with_benchmarks(root)
     return {"root": root, "model": model_dir, "adapter": make_adapter(model_dir, root / "adapter")}
 
 

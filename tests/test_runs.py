@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from slmlib import artifacts, detect, params, paths, runs
-from slmlib.benchmarks import all_benchmarks, load_plugin_files
-from tiny import build_tiny_model, write_submission, write_tiny_benchmarks
+from tiny import tiny_model_with_benchmarks, write_submission
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    if "tiny_mc" not in all_benchmarks():
-        load_plugin_files(str(write_tiny_benchmarks(root / "bench")))
-    model_dir = build_tiny_model(root / "model")
+    model_dir = tiny_model_with_benchmarks(root)
     card, report = detect.detect_submission(write_submission(root / "tiny-random.yaml", model_dir))
     assert report.ok, report.errors
     return card

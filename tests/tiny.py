@@ -107,6 +107,15 @@ def write_tiny_benchmarks(root: Path) -> Path:
     return plugin
 
 
+def tiny_model_with_benchmarks(root: Path) -> Path:
+    """Register the tiny benchmarks (once per process) and build the tiny model under `root`."""
+    from slmlib.benchmarks import all_benchmarks, load_plugin_files
+
+    if "tiny_mc" not in all_benchmarks():
+        load_plugin_files(str(write_tiny_benchmarks(root / "bench")))
+    return build_tiny_model(root / "model")
+
+
 def write_submission(path: Path, model_dir: Path) -> Path:
     path.write_text(
         "model:\n  name: Tiny-Random-Llama\n  family: TinyTest\n  license: mit\n"
