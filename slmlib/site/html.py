@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
+from ..leaderboard import fmt_interval
+
 DASH = "\u2014"
 # No request leaves the machine: scripts, styles and images only from the site itself.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -27,8 +29,8 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 
 def fmt_ci(ci: list[float] | None) -> str:
-    """A 95% interval as `[lo, hi]`, or an empty string."""
-    return "" if not ci else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
+    """A 95% interval as `[lo, hi]` (`leaderboard.fmt_interval`), or an empty string."""
+    return fmt_interval(ci) or ""
 
 
 def fmt_bytes(n: float | None) -> str:
