@@ -20,6 +20,7 @@ from . import paths
 
 MAX_PARAMS_BYTES = 64 * 1024
 DTYPES = ("float32", "bfloat16")
+BACKENDS = ("auto", "llamacpp", "hf")  # auto: llama.cpp for GGUF weights without an adapter, else hf
 RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri")  # read by the runner after the stages, by no notebook
 
 
@@ -39,7 +40,9 @@ class StudyParams:
     limit_generative: int | None = 16  # evaluate: items per generative task; None = same as limit
     seed: int = 1234  # evaluate: sampling, few-shot and torch seed
     batch_size: int = 8  # evaluate: lm-eval batch size (8 is ~2x faster than "auto" on 2 cores)
-    dtype: str = "float32"  # evaluate: float32 (reference) or bfloat16
+    dtype: str = "float32"  # evaluate (hf backend): float32 (reference) or bfloat16
+    # evaluate: "auto" = llama.cpp for GGUF weights (no adapter), else transformers; "llamacpp" or "hf"
+    backend: str = "auto"
     # evaluate: "auto" = the model's chat template for generative tasks of instruct models only;
     # true / false = for every task / never
     apply_chat_template: bool | str = "auto"
@@ -69,7 +72,7 @@ def new_run_id(submission: str) -> str:
 _TYPES = {
     "submission": str, "run_id": str, "suite": str, "tasks": list,
     "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
-    "batch_size": int, "dtype": str, "apply_chat_template": (bool, str), "energy_country": str,
+    "batch_size": int, "dtype": str, "backend": str, "apply_chat_template": (bool, str), "energy_country": str,
     "pillar_weights": dict, "site_dir": str, "mlflow": bool, "mlflow_tracking_uri": str,
 }
 
@@ -118,6 +121,8 @@ def _check_values(p: StudyParams) -> list[str]:
         out.append(f"apply_chat_template: {p.apply_chat_template!r} should be true, false or \"auto\"")
     if p.dtype not in DTYPES:
         out.append(f"dtype: {p.dtype!r} is not one of {DTYPES}")
+    if p.backend not in BACKENDS:
+        out.append(f"backend: {p.backend!r} is not one of {BACKENDS}")
     if not all(isinstance(t, str) for t in p.tasks):
         out.append("tasks: must be a list of task names")
     if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
