@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import datapacks, paths
+from . import artifacts, datapacks, paths
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 CONVERSION_RECORD = "slm_conversion.json"  # written next to a converted GGUF: source hash, seconds
@@ -119,10 +119,72 @@ def model_dir(weights: Weights) -> tuple[str, float | None]:
     return str(out), seconds
 
 
+# llama.cpp file types a GGUF can be converted to (llama_model_quantize), by the name the
+# GGUF header reports (general.file_type).
+GGUF_FORMATS = {"F32": "LLAMA_FTYPE_ALL_F32", "F16": "LLAMA_FTYPE_MOSTLY_F16", "BF16": "LLAMA_FTYPE_MOSTLY_BF16",
+                "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
+
+
+def convert_gguf(weights: Weights, fmt: str) -> tuple[Weights, float | None]:
+    """The GGUF `weights` converted by llama.cpp to `fmt` (a key of GGUF_FORMATS), once: cached as
+    `models/<source sha256>-<fmt>.gguf` with a record of the source. Returns the converted file's
+    Weights and the conversion time in seconds (None when cached)."""
+    if weights.kind != "gguf":
+        raise WeightsError(f"quantization: converting to {fmt} needs GGUF weights; these are {weights.kind}")
+    if fmt not in GGUF_FORMATS:
+        raise WeightsError(f"quantization: cannot convert to {fmt!r}; llama.cpp conversions: {', '.join(GGUF_FORMATS)}")
+    out = paths.cache_root() / "models" / f"{weights.sha256}-{fmt.lower()}.gguf"
+    record = out.with_suffix(".json")
+    if out.exists() and record.exists():
+        info = json.loads(record.read_text())
+        return Weights("gguf", str(out), None, info["sha256"], out.stat().st_size), None
+    import llama_cpp
+
+    start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    qp = llama_cpp.llama_model_quantize_default_params()
+    qp.ftype = getattr(llama_cpp, GGUF_FORMATS[fmt])
+    qp.allow_requantize = True
+    qp.nthread = os.cpu_count() or 1
+    try:
+        if llama_cpp.llama_model_quantize(weights.path.encode(), str(tmp).encode(), qp) != 0:
+            raise WeightsError(f"quantization: llama.cpp could not convert {weights.path} to {fmt}")
+        sha = datapacks.sha256_file(tmp)
+        seconds = time.perf_counter() - start
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    artifacts.write_json(record, {"source_sha256": weights.sha256, "format": fmt, "sha256": sha,
+                                  "seconds": round(seconds, 3), "llama_cpp_python": md.version("llama_cpp_python")})
+    return Weights("gguf", str(out), None, sha, out.stat().st_size), seconds
+
+
 def conversion_seconds(weights: Weights) -> float | None:
     """How long the one-time GGUF load and conversion took (the cold load), if recorded."""
     record = converted_dir(weights) / CONVERSION_RECORD
     return json.loads(record.read_text())["seconds"] if record.exists() else None
+
+
+def load_tokenizer(weights: Weights):
+    """The transformers tokenizer of a GGUF file (what lm-eval's hf backend would use), cached as
+    `models/<sha256>-tokenizer/` (reading it from the GGUF takes ~4 s, the cached copy ~0.3 s)."""
+    from transformers import AutoTokenizer
+
+    for cached in (converted_dir(weights), paths.cache_root() / "models" / f"{weights.sha256}-tokenizer"):
+        if (cached / "tokenizer_config.json").exists():
+            return AutoTokenizer.from_pretrained(cached)
+    src = Path(weights.path)
+    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cached.name}.", dir=cached.parent))
+    try:
+        tok.save_pretrained(tmp)
+        os.replace(tmp, cached)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tok
 
 
 def load_model(location: str, dtype: str = "float32", revision: str | None = None):

@@ -7,6 +7,8 @@ task finishes (so a restarted run skips finished tasks), `edge.json`, and finall
 
 from __future__ import annotations
 
+import importlib.metadata as md
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,31 @@ from . import adapters, artifacts, datapacks, edge, energy, evaluate, models, pr
 from .suites import PreparedTask
 
 
-def settings_of(p) -> dict:
-    """The settings that change scores; recorded with each task and the run."""
-    return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size,
-            "apply_chat_template": p.apply_chat_template, "seed": p.seed}
+def backend_of(p, card: dict) -> str:
+    """The backend that evaluates the card's weights: `p.backend`, with "auto" resolved to
+    llama.cpp for GGUF weights without an adapter and transformers otherwise."""
+    gguf, adapter = card["weights"]["kind"] == "gguf", bool(card.get("adapter"))
+    if p.backend == "llamacpp" and (not gguf or adapter):
+        why = "a LoRA adapter" if adapter else f"{card['weights']['kind']} weights, not a GGUF file"
+        raise ValueError(f"backend: llamacpp cannot evaluate {card['model_id']} ({why}); use backend: hf or auto")
+    if p.backend == "auto":
+        return "llamacpp" if gguf and not adapter else "hf"
+    return p.backend
+
+
+def settings_of(p, card: dict) -> dict:
+    """The settings that change scores; recorded with each task and the run. The hf backend's
+    numbers depend on its dtype; llama.cpp's on the file (the card's weights) and its version."""
+    backend = backend_of(p, card)
+    common = {"apply_chat_template": p.apply_chat_template, "seed": p.seed}
+    if backend == "hf":
+        return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, **common}
+    return {"backend": "llamacpp", "format": card.get("quantization"), "threads": llamacpp_threads(),
+            "llama_cpp_python": md.version("llama_cpp_python"), **common}
+
+
+def llamacpp_threads() -> int:
+    return os.cpu_count() or 1
 
 
 def uses_chat_template(mode: bool | str, card: dict, bench) -> bool:
@@ -74,7 +97,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     if p.suite != "standard":  # the standard suite loads its data from the Hub
         evaluate.set_offline_env()
     started = time.time()
-    settings = settings_of(p)
+    settings = settings_of(p, card)
     prepared = prepare_tasks(p)
     records = {prep.bench.name: rec for prep in prepared
                if (rec := finished_record(run_path, prep, settings))}
@@ -82,14 +105,8 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     weights = models.Weights(**card["weights"])
     edge_path = run_path / "edge.json"
     if todo:
-        location, _ = models.model_dir(weights)
-        model, tokenizer, load_s = models.load_model(location, p.dtype, weights.revision)
-        if card.get("adapter"):
-            model, adapter_s = adapters.apply(model, card["adapter"])
-            print(f"[evaluate] LoRA adapter {card['adapter']['path']} applied and merged in {adapter_s:.1f} s",
-                  flush=True)
         torch.manual_seed(p.seed)
-        lm = evaluate.make_lm(model, tokenizer, p.batch_size)
+        lm, tokenizer, load_s, generate_seconds = load_backend(settings["backend"], p, card, weights)
         bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
         for prep in bar:
             name = prep.bench.name
@@ -103,10 +120,17 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
                   f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s", flush=True)
         print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
-        figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": models.conversion_seconds(weights),
-                   "size_bytes": size_bytes(card), **edge.measure_edge(model, tokenizer),
-                   "dtype": p.dtype, "system": provenance.system_info()}
+        cold = models.conversion_seconds(weights) if settings["backend"] == "hf" else None
+        figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": cold,
+                   "size_bytes": size_bytes(card),
+                   **edge.measure_edge(generate_seconds, tokenizer, card.get("context_length")),
+                   "backend": settings["backend"],
+                   **({"dtype": p.dtype} if settings["backend"] == "hf" else
+                      {"format": settings["format"], "threads": settings["threads"]}),
+                   "system": provenance.system_info()}
         artifacts.write_json(edge_path, figures)
+        if settings["backend"] == "llamacpp":
+            lm.close()
     results = {
         "schema_version": 1, "run_id": run_path.name, "model_id": card["model_id"], "model_card": card,
         "suite": p.suite, "limit": p.limit, "limit_generative": p.limit_generative, "seed": p.seed,
@@ -120,6 +144,28 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     }
     artifacts.write_json(run_path / "results.json", results)
     return results
+
+
+def load_backend(backend: str, p, card: dict, weights: models.Weights):
+    """The lm-eval model for the run (loaded once), its tokenizer, the load time and the edge
+    metrics' `generate_seconds`."""
+    from . import llamacpp
+
+    if backend == "llamacpp":
+        tokenizer = models.load_tokenizer(weights)
+        start = time.perf_counter()
+        lm = llamacpp.LlamaCppLM(weights.path, tokenizer, max_length=card["context_length"],
+                                 threads=llamacpp_threads())
+        print(f"[evaluate] llama.cpp {md.version('llama_cpp_python')}: {Path(weights.path).name} "
+              f"({card.get('quantization')}), {lm.threads} threads", flush=True)
+        return lm, tokenizer, time.perf_counter() - start, edge.llamacpp_generator(lm)
+    location, _ = models.model_dir(weights)
+    model, tokenizer, load_s = models.load_model(location, p.dtype, weights.revision)
+    if card.get("adapter"):
+        model, adapter_s = adapters.apply(model, card["adapter"])
+        print(f"[evaluate] LoRA adapter {card['adapter']['path']} applied and merged in {adapter_s:.1f} s",
+              flush=True)
+    return evaluate.make_lm(model, tokenizer, p.batch_size), tokenizer, load_s, edge.hf_generator(model, tokenizer)
 
 
 def size_bytes(card: dict) -> int | None:

@@ -1,0 +1,298 @@
+"""The llama.cpp backend: a GGUF model behind lm-eval's `LM` interface, with prefix reuse.
+
+lm-eval's tasks, metrics and samples logs stay lm-eval's; only the forward passes move to
+llama.cpp (llama-cpp-python). Text is tokenized exactly as lm-eval's hf backend does (the
+same transformers tokenizer and encoding rules), so both backends score the same token ids.
+Requests are ordered so that shared prefixes are adjacent and the KV cache of the longest
+common prefix with the previous request is kept: only the new suffix is evaluated, and only
+the positions whose logits are needed are computed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from lm_eval.models.utils import (_add_special_kwargs, handle_stop_sequences, has_bos_prefix,
+                                  normalize_gen_kwargs, postprocess_generated_text)
+from tqdm import tqdm
+
+N_BATCH = 512  # tokens per llama_decode call
+N_SEQ = 32  # sequences in the KV cache: the shared context (0) and up to 31 continuations at once
+MAX_GEN_TOKS = 256  # lm-eval's hf default
+
+
+@dataclass
+class Counters:
+    """Tokens asked for by requests vs tokens llama.cpp evaluated (the rest came from the cache)."""
+
+    requested: int = 0
+    evaluated: int = 0
+    decode_calls: int = 0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def log_softmax_at(row: np.ndarray, token: int) -> tuple[float, bool]:
+    """Log-probability of `token` under logits `row`, and whether it is the argmax."""
+    top = float(row.max())
+    lse = top + float(np.log(np.exp(row.astype(np.float64) - top).sum()))
+    return float(row[token]) - lse, int(row.argmax()) == token
+
+
+@register_model("slm-llamacpp")
+class LlamaCppLM(TemplateLM):
+    """A GGUF file evaluated by llama.cpp on the CPU, tokenized by `tokenizer` (transformers)."""
+
+    def __init__(self, gguf_path: str, tokenizer, max_length: int, threads: int | None = None,
+                 add_bos_token: bool | None = None, prefix_reuse: bool = True):
+        super().__init__()
+        import llama_cpp
+        from llama_cpp import _internals
+
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
+        llama_cpp.llama_backend_init()
+        self.threads = threads or os.cpu_count() or 1
+        self.model = _internals.LlamaModel(path_model=gguf_path, params=llama_cpp.llama_model_default_params(),
+                                           verbose=False)
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch = max_length, N_BATCH, N_BATCH
+        cp.n_threads = cp.n_threads_batch = self.threads
+        cp.n_seq_max, cp.kv_unified, cp.swa_full = N_SEQ, True, True  # choices share their context's cells
+        self.context = _internals.LlamaContext(model=self.model, params=cp, verbose=False)
+        self.ctx, self.mem = self.context.ctx, self.context.memory
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.batch = llama_cpp.llama_batch_init(N_BATCH, 0, N_SEQ)
+        self.tokenizer = tokenizer
+        self.add_bos_token = add_bos_token
+        self.prefix_reuse = prefix_reuse
+        self._max_length = max_length
+        self.cached: list[int] = []  # the tokens whose keys and values sequence 0 holds
+        self.counters = Counters()
+        atexit.register(self.close)  # before the interpreter tears down the ctypes bindings
+
+    # --- what lm-eval asks of a model --------------------------------------------------------
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None else self.tokenizer.eos_token_id
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.tokenizer.name_or_path.replace("/", "__")
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None,
+                   left_truncate_len: int | None = None, **kwargs) -> list[int]:
+        """As lm-eval's hf backend: the tokenizer's own special tokens unless told, none when the
+        string already starts with BOS."""
+        special = _add_special_kwargs(add_special_tokens, self.add_bos_token)
+        if add_special_tokens is None and has_bos_prefix(string, self.tokenizer.decode(self.prefix_token_id)):
+            special["add_special_tokens"] = False
+        ids = self.tokenizer.encode(string, **special)
+        return ids[-left_truncate_len:] if left_truncate_len else ids
+
+    def tok_decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=skip_special_tokens)
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt,
+                                                  continue_final_message=not add_generation_prompt)
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
+        """Sum of log-probabilities of each continuation and whether greedy decoding gives it, with
+        the input truncated on the left to `max_length` as the hf backend does. Requests sharing a
+        context are scored together: the context once, each continuation on its cached cells."""
+        items = []  # (context through the first scored position, rest of the input, continuation)
+        for _, ctx, cont in requests:
+            inp = (ctx + cont)[-(self.max_length + 1):][:-1]
+            first = len(inp) - len(cont)
+            items.append((inp[:first + 1], inp[first + 1:], cont))
+        order = sorted(range(len(items)), key=lambda i: items[i][:2])  # shared prefixes adjacent
+        out: list[tuple[float, bool]] = [(0.0, False)] * len(items)
+        bar = tqdm(total=len(items), desc="loglikelihood (llama.cpp)", disable=disable_tqdm)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and items[order[end]][0] == items[order[start]][0]:
+                end += 1
+            group = order[start:end]
+            prefix = items[group[0]][0]
+            for i, rows in zip(group, self.score_group(prefix, [items[i][1] for i in group])):
+                total, greedy = 0.0, True
+                for row, tok in zip(rows, items[i][2]):
+                    lp, top = log_softmax_at(row, tok)
+                    total, greedy = total + lp, greedy and top
+                out[i] = (total, greedy)
+            bar.update(len(group))
+            start = end
+        bar.close()
+        return out
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        from lm_eval import utils
+
+        results = []
+        for (string,) in tqdm([r.args for r in requests], desc="rolling loglikelihood (llama.cpp)",
+                              disable=disable_tqdm):
+            windows = map(utils.make_disjoint_window, utils.get_rolling_token_windows(
+                token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
+                max_seq_len=self.max_length, context_len=1))
+            scored = self._loglikelihood_tokens([(None, ctx, cont) for ctx, cont in windows], disable_tqdm=True)
+            results.append(sum(lp for lp, _ in scored))
+        return results
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Greedy generation until a stop sequence (lm-eval's `until` plus EOS), an end-of-generation
+        token or `max_gen_toks`; the text is cut at the first stop sequence as the hf backend does."""
+        args = [r.args for r in requests]
+        encoded = []
+        for context, gen_kwargs in args:
+            kwargs = normalize_gen_kwargs(dict(gen_kwargs), MAX_GEN_TOKS)
+            if kwargs.get("do_sample") or kwargs.get("temperature", 0.0) > 0:
+                raise ValueError("backend llamacpp: only greedy generation (do_sample false, temperature 0) "
+                                 "is implemented; use backend: hf for sampling")
+            until = handle_stop_sequences(kwargs.pop("until", None), eos=self.tok_decode(
+                self.eot_token_id, skip_special_tokens=False))
+            max_gen = kwargs.pop("max_gen_toks")
+            encoded.append((self.tok_encode(context, left_truncate_len=self.max_length - max_gen), until, max_gen))
+        order = sorted(range(len(args)), key=lambda i: encoded[i][0])
+        out = [""] * len(args)
+        for i in tqdm(order, desc="generate_until (llama.cpp)", disable=disable_tqdm):
+            ids, until, max_gen = encoded[i]
+            text = self.tok_decode(self.greedy(ids, max_gen, until))
+            out[i] = postprocess_generated_text(generation=text, stop=until, think_end_token=None)
+        return out
+
+    # --- llama.cpp ---------------------------------------------------------------------------
+
+    def greedy(self, ids: list[int], max_new: int, stop: list[str] = ()) -> list[int]:
+        """Greedy continuation of `ids`: at most `max_new` tokens, ending at an end-of-generation
+        token (not included) or once the decoded text contains a stop string."""
+        import llama_cpp
+
+        new: list[int] = []
+        seq = list(ids)
+        while len(new) < max_new and len(seq) < self.max_length:
+            (row,) = self.logits(seq, [len(seq) - 1])
+            tok = int(row.argmax())
+            if llama_cpp.llama_vocab_is_eog(self.vocab, tok):
+                break
+            new.append(tok)
+            seq.append(tok)
+            if stop and any(s in self.tok_decode(new) for s in stop):
+                break
+        return new
+
+    def logits(self, tokens: list[int], positions) -> list[np.ndarray]:
+        """Logits after each position in `positions` of `tokens` (ascending) on sequence 0,
+        evaluating only what the KV cache does not already hold."""
+        positions = list(positions)
+        keep = self._reuse(tokens, positions[0])
+        self.counters.requested += len(tokens)
+        wanted = set(positions)
+        rows = self._decode([(t, p, (0,), p in wanted) for p, t in enumerate(tokens) if p >= keep])
+        self.cached = list(tokens)
+        return rows
+
+    def score_group(self, prefix: list[int], suffixes: list[list[int]]) -> list[list[np.ndarray]]:
+        """For each suffix, the logits after every position of prefix[-1:] + suffix. The prefix is
+        evaluated once on sequence 0; the suffixes, up to N_SEQ - 1 at a time, each on its own
+        sequence sharing the prefix's cells."""
+        import llama_cpp
+
+        last = len(prefix) - 1
+        keep = self._reuse(prefix, last)
+        self.counters.requested += len(prefix) * len(suffixes) + sum(map(len, suffixes))
+        out: list[list[np.ndarray]] = []
+        pending = [(tuple(range(keep, len(prefix))), None)]  # prefix positions still to evaluate
+        for lo in range(0, len(suffixes), N_SEQ - 1):
+            chunk = suffixes[lo:lo + N_SEQ - 1]
+            seqs = tuple(range(1, len(chunk) + 1))
+            for j in seqs:  # each sequence sees the cells already cached for the prefix
+                llama_cpp.llama_memory_seq_cp(self.mem, 0, j, 0, keep if pending else len(prefix))
+            entries = [(prefix[p], p, (0, *seqs), p == last) for p in pending[0][0]] if pending else []
+            for j, suffix in zip(seqs, chunk):
+                entries += [(t, len(prefix) + k, (j,), True) for k, t in enumerate(suffix)]
+            rows = self._decode(entries)
+            if pending:
+                first_row, rows, pending = rows[0], rows[1:], []
+            for suffix in chunk:
+                out.append([first_row, *rows[:len(suffix)]])
+                rows = rows[len(suffix):]
+            for j in seqs:
+                llama_cpp.llama_memory_seq_rm(self.mem, j, -1, -1)
+        self.cached = list(prefix)
+        return out
+
+    def _reuse(self, tokens: list[int], first_needed: int) -> int:
+        """Keep sequence 0's cells of the longest common prefix with `tokens` (but none at or after
+        `first_needed`, whose logits must be computed now); returns how many are kept."""
+        import llama_cpp
+
+        keep = min(common_prefix(self.cached, tokens), first_needed) if self.prefix_reuse else 0
+        if not llama_cpp.llama_memory_seq_rm(self.mem, 0, keep, -1):
+            llama_cpp.llama_memory_clear(self.mem, True)
+            keep = 0
+        self.cached = tokens[:keep]
+        return keep
+
+    def _decode(self, entries: list[tuple[int, int, tuple[int, ...], bool]]) -> list[np.ndarray]:
+        """Evaluate (token, position, sequence ids, want logits) entries in order, N_BATCH at a time;
+        the logits rows of the wanted entries."""
+        import llama_cpp
+
+        rows = []
+        b = self.batch
+        for lo in range(0, len(entries), N_BATCH):
+            chunk = entries[lo:lo + N_BATCH]
+            b.n_tokens = len(chunk)
+            for j, (tok, pos, seqs, want) in enumerate(chunk):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = tok, pos, len(seqs), want
+                for k, seq in enumerate(seqs):
+                    b.seq_id[j][k] = seq
+            if llama_cpp.llama_decode(self.ctx, b) != 0:
+                raise RuntimeError(f"llama.cpp could not evaluate {len(chunk)} tokens at positions "
+                                   f"{chunk[0][1]}..{chunk[-1][1]} (context {self.max_length})")
+            self.counters.decode_calls += 1
+            self.counters.evaluated += len(chunk)
+            rows += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, j), shape=(self.n_vocab,)).copy()
+                     for j, e in enumerate(chunk) if e[3]]
+        return rows
+
+    def close(self) -> None:
+        """Free the batch, context and model (idempotent)."""
+        import llama_cpp
+
+        if self.batch is not None:
+            llama_cpp.llama_batch_free(self.batch)
+            self.batch = None
+        self.context.close()
+        self.model.close()
+
+
+def library_version() -> str:
+    import importlib.metadata as md
+
+    return md.version("llama_cpp_python")
