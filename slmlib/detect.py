@@ -6,7 +6,10 @@ config.json and safetensors headers, the Hub when online); validates every rule 
 reports every problem, not just the first; checks the registry for duplicates and the
 submissions ledger for the rate limit (`slmlib.ledger`); estimates the run time
 (`slmlib.estimate`). Writes `validation.json`, and when valid `model_card.json` plus one
-ledger line, under `paths.outputs_root()`.
+ledger line, under `paths.outputs_root()`. A submission listing `model.quantizations` is
+evaluated one quantization per run: the card describes that file (converted once by
+llama.cpp via `models.convert_gguf`, or another GGUF of the model), and every rule applies
+to it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import adapters, ledger, models, paths, submission, weights_meta
+from . import adapters, artifacts, ledger, models, paths, submission, weights_meta
 from .submission import CATEGORIES, PARAM_FORMAT, SubmissionError  # noqa: F401  (public names)
 
 SCHEMA_VERSION = 1
@@ -93,6 +96,56 @@ def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[models.We
     return weights, read(Path(weights.path))
 
 
+def pick_quantization(quants: list[dict], name: str) -> tuple[int, dict]:
+    """The listed quantization a run evaluates: `name` (any case), or the first one for ""."""
+    names = ", ".join(q["name"] for q in quants)
+    if name == "all":
+        raise models.WeightsError(f'quantization: "all" runs each listed quantization ({names}) as its own run, '
+                                  "which only `python -m slmlib run` does; here name one of them")
+    if not name:
+        return 0, quants[0]
+    found = next((i for i, q in enumerate(quants) if q["name"].lower() == name.lower()), None)
+    if found is None:
+        raise models.WeightsError(f"quantization: {name!r} is not listed in model.quantizations ({names}); "
+                                  'name one of them, or leave it "" for the first')
+    return found, quants[found]
+
+
+def convert_errors(quants: list[dict], weights: models.Weights) -> list[str]:
+    """`convert` entries on weights llama.cpp cannot convert (anything but one GGUF file)."""
+    return [f"model.quantizations[{i}].convert: converts the submission's own GGUF file, but `weights:` are "
+            f"{weights.kind}; remove convert, or point weights at a GGUF file"
+            for i, q in enumerate(quants) if "convert" in q and weights.kind != "gguf"]
+
+
+def resolve_quantization(picked: tuple[int, dict] | None, weights: models.Weights, detected: dict,
+                         base_dir: Path) -> tuple[models.Weights, dict, dict | None]:
+    """The weights the picked quantization (index, entry) names, their metadata, and the conversion record
+    (format, source SHA-256, seconds, llama-cpp-python version) when llama.cpp converted them. Without a
+    pick, or for an entry with neither convert nor gguf: the submission's own weights."""
+    i, entry = picked or (None, {})
+    where = f"model.quantizations[{i}]"
+    if "gguf" in entry:
+        path = _local_path(entry["gguf"], base_dir)
+        if not (path.is_file() and path.suffix == ".gguf"):
+            raise models.WeightsError(f"{where}.gguf: {path} is not a .gguf file; give the path of another GGUF "
+                                      "file of this model (~ and $VARS expanded, relative to the submission)")
+        other = models.resolve_weights({"gguf": str(path)}, base_dir)
+        return other, weights_meta.gguf_metadata(path), None
+    if "convert" not in entry:
+        return weights, detected, None
+    try:
+        converted, _ = models.convert_gguf(weights, entry["convert"])
+    except ImportError:
+        raise models.WeightsError(f"{where}.convert: converting needs the llama_cpp package (llama-cpp-python), "
+                                  "which is not installed in this environment; install it, or choose a "
+                                  "quantization without convert (quantization: NAME)") from None
+    record = artifacts.read_json(Path(converted.path).with_suffix(".json"))  # written by convert_gguf
+    conversion = {"format": entry["convert"], "source_sha256": weights.sha256, "seconds": record["seconds"],
+                  "llama_cpp_python": record["llama_cpp_python"]}
+    return converted, weights_meta.gguf_metadata(Path(converted.path)), conversion
+
+
 def detect_adapter(source: dict, weights: models.Weights, detected: dict, base_dir: Path, report: Report) -> dict:
     """The card's `adapter` section (where, digest, rank, targets, parameters); its problems go to `report`."""
     if "dir" in source:
@@ -113,18 +166,37 @@ def _pick(model: dict, detected: dict, key: str, kind: type) -> Any:
     return value if isinstance(value, kind) and not isinstance(value, bool) else detected.get(key)
 
 
-def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None = None) -> tuple[dict, Report]:
-    """Model card from a submission plus detected metadata, and the validation report."""
+def _weights_record(weights: models.Weights) -> dict:
+    return {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
+            "sha256": weights.sha256, "size_bytes": weights.size_bytes}
+
+
+def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None = None,
+               quantization: str = "") -> tuple[dict, Report]:
+    """Model card from a submission plus detected metadata, and the validation report.
+
+    `quantization` names the listed quantization to evaluate ("" = the first); without
+    `model.quantizations` the weights as given are evaluated.
+    """
     report = Report(errors=submission.check(data))
     model = data["model"]
+    quants = model.get("quantizations") if isinstance(model.get("quantizations"), list) else []
     base_dir = Path(base_dir or paths.REPO_ROOT)
     source_errors = submission.check_weights(data["weights"]) if data.get("weights") is not None else []
     source_errors += submission.check_adapter(data["adapter"]) if data.get("adapter") is not None else []
-    if source_errors:
+    if quantization and not quants:
+        source_errors.append(f"quantization: {quantization!r} given, but the submission lists no "
+                             'model.quantizations; list them (see params/submissions/template.yaml) or leave it ""')
+    if source_errors or any(e.startswith("model.quantizations") for e in report.errors):
         report.errors += source_errors
         return {"model_id": submission_id, **model}, report
     try:
-        weights, detected = resolve(data.get("weights"), model, base_dir)
+        source, detected = resolve(data.get("weights"), model, base_dir)
+        unconvertible = convert_errors(quants, source)
+        report.errors += unconvertible
+        picked = pick_quantization(quants, quantization) if quants else None
+        weights, detected, conversion = (source, detected, None) if unconvertible else \
+            resolve_quantization(picked, source, detected, base_dir)
         adapter = detect_adapter(data["adapter"], weights, detected, base_dir, report) if data.get("adapter") else None
     except (models.WeightsError, weights_meta.MetadataError, weights_meta.HubUnreachable,
             adapters.AdapterError) as exc:
@@ -144,13 +216,16 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
         "license": license_.lower() if isinstance(license_, str) else None,
         "categories": model.get("categories") if isinstance(model.get("categories"), list) else [],
         "quantization": detected.get("quantization"),
-        "quantizations": model.get("quantizations") if isinstance(model.get("quantizations"), list) else [],
+        "quantizations": quants,
         "has_chat_template": detected.get("has_chat_template"),
         "submitted_by": _pick(model, {}, "submitted_by", str), "contact": _pick(model, {}, "contact", str),
-        "weights": {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
-                    "sha256": weights.sha256, "size_bytes": weights.size_bytes},
+        "weights": _weights_record(weights),
         "detected": dict(detected),
     }
+    if picked is not None:  # one listed quantization: the evaluated file, and the submission's own
+        card.update(quantization_name=picked[1]["name"], source_weights=_weights_record(source))
+    if conversion:
+        card["conversion"] = conversion
     if adapter:
         card["adapter"] = adapter
     report.errors += check_card(card, model)
@@ -186,17 +261,20 @@ def check_card(card: dict, declared: dict) -> list[str]:
     return errors
 
 
-def detect_submission(path: str | Path, p=None) -> tuple[dict, Report]:
+def detect_submission(path: str | Path, p=None, quantization: str | None = None) -> tuple[dict, Report]:
     """Read, detect and validate the submission at `path` (relative paths from the repo).
 
     With params `p` (suite, tasks, limits, seed) the report also carries a runtime estimate
-    for this machine; a failed estimate is a warning, never an error.
+    for this machine; a failed estimate is a warning, never an error. `quantization` picks a
+    listed quantization (None: `p.quantization`, or the first listed one without `p`).
     """
     path = Path(path)
     if not path.is_absolute():
         path = paths.REPO_ROOT / path
     submission_id = paths.check_id(path.stem, "submission file name")
-    card, report = build_card(read_submission(path), submission_id, base_dir=path.parent)
+    if quantization is None:
+        quantization = p.quantization if p is not None else ""
+    card, report = build_card(read_submission(path), submission_id, base_dir=path.parent, quantization=quantization)
     if p is not None and card.get("parameter_count"):
         from . import estimate
 
@@ -211,9 +289,9 @@ def card_frame(card: dict):
     """The card as a two-column table (field, value) for the notebook."""
     import pandas as pd
 
-    skip = {"detected", "weights", "adapter", "schema_version"}
-    rows = [(k, v) for k, v in card.items() if k not in skip]
-    rows += [(f"{part}.{k}", v) for part in ("weights", "adapter") for k, v in (card.get(part) or {}).items()]
+    parts = ("weights", "source_weights", "conversion", "adapter")
+    rows = [(k, v) for k, v in card.items() if k not in {"detected", "schema_version", *parts}]
+    rows += [(f"{part}.{k}", v) for part in parts for k, v in (card.get(part) or {}).items()]
     return pd.DataFrame(rows, columns=["field", "value"]).astype({"value": str})
 
 
@@ -235,8 +313,6 @@ def estimate_frame(report: Report):
 
 def save_card(run_path: Path, card: dict, report: Report) -> Path:
     """Write validation.json, then (if valid) model_card.json and the ledger line; raise listing errors if not."""
-    from . import artifacts
-
     artifacts.write_json(run_path / "validation.json", report.to_dict())
     if report.errors:
         raise SubmissionError("submission has errors:\n- " + "\n- ".join(report.errors))
@@ -247,8 +323,6 @@ def save_card(run_path: Path, card: dict, report: Report) -> Path:
 
 def load_card(run_path: Path) -> dict:
     """The model card detect wrote for this run."""
-    from . import artifacts
-
     path = run_path / "model_card.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no model card; run the detect stage for this run first")

@@ -9,6 +9,7 @@ Rules (the methodology page quotes these docstrings):
 - rate limit: a submitter may have at most `RATE_LIMIT` distinct submissions accepted
   in any rolling `RATE_WINDOW_DAYS` days. Re-running an accepted submission (same model
   id and weights) is not a new submission: repeated runs are how DISPUTED scores are found.
+  Nor is another listed quantization of it: a submission is its own weights (`source_weights`).
 - duplicates: a submission is a duplicate when the registry already lists the same
   weights (same SHA-256, or same hf_repo + hf_revision + quantization) under a
   *different* model id. The same model id is a re-run of that entry, which is allowed.
@@ -52,8 +53,15 @@ def read_ledger(path: Path | None = None) -> list[dict]:
     return entries
 
 
+def submission_digest(card: dict) -> str | None:
+    """The submission's own weights (with its adapter): for a quantization run `source_weights`, so every
+    listed quantization of a submission is the same submission."""
+    return models.model_digest({"weights": card.get("source_weights") or card.get("weights"),
+                                "adapter": card.get("adapter")})
+
+
 def _same_submission(entry: dict, card: dict) -> bool:
-    return entry.get("model_id") == card["model_id"] and entry.get("sha256") == models.model_digest(card)
+    return entry.get("model_id") == card["model_id"] and entry.get("sha256") == submission_digest(card)
 
 
 def rate_limit_errors(card: dict, entries: list[dict], now: float | None = None) -> list[str]:
@@ -78,7 +86,7 @@ def append(card: dict, now: float | None = None) -> bool:
     if any(_same_submission(e, card) for e in read_ledger(path)):
         return False
     entry = {"time": round(time.time() if now is None else now, 3), "model_id": card["model_id"],
-             "submitter": submitter_key(card.get("submitted_by")), "sha256": models.model_digest(card),
+             "submitter": submitter_key(card.get("submitted_by")), "sha256": submission_digest(card),
              "hf_repo": card.get("hf_repo"), "hf_revision": card.get("hf_revision"),
              "quantization": card.get("quantization")}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,12 +18,14 @@ from typing import Any
 import yaml
 
 from . import paths
+from .models import GGUF_FORMATS
 
 MAX_BYTES = 64 * 1024  # a submission is a short YAML mapping
 MAX_DEPTH = 8  # nesting of mappings and sequences
 SCHEMA_PATH = paths.PARAMS_DIR / "submission.schema.json"
 PARAM_FORMAT = re.compile(r"^\d+(\.\d+)?[MB]$")
 HF_REPO_FORMAT = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+QUANT_NAME_FORMAT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # part of the run id (lower case)
 CATEGORIES = ("base", "instruct", "chat", "code", "math", "multilingual", "reasoning")
 # License id (lower case, as in Hub cards and GGUF `general.license`) -> why it permits
 # benchmarking a model and publishing its scores. Shown on the methodology page.
@@ -57,12 +59,16 @@ MODEL_FIELDS = (
     Field("context_length", "integer", "tokens (detected)"),
     Field("license", "string", "license id; must be on the allowlist (detected)"),
     Field("categories", "array", f"any of {', '.join(CATEGORIES)}"),
-    Field("quantizations", "array", "published variants: [{name, format, source}]"),
+    Field("quantizations", "array", "evaluable variants, each its own run; the first is the default: "
+                                    "[{name, convert | gguf, format, source}]"),
     Field("submitted_by", "string", "who submits (at most 3 submissions per 7 days)"),
     Field("contact", "string", "how to reach the submitter"),
 )
 FIELDS = {f.name: f for f in MODEL_FIELDS}
-QUANT_KEYS = ("name", "format", "source")
+# A quantization: `name` (required); at most one of `convert` (the submission's GGUF converted by llama.cpp
+# to a key of models.GGUF_FORMATS) or `gguf` (another GGUF file of the model, a path like weights.gguf);
+# neither: the weights as given. `format` and `source` are informational.
+QUANT_KEYS = ("name", "convert", "gguf", "format", "source")
 # Where the weights are read from: each form's keys (the first one names the form).
 WEIGHT_FORMS = {
     "package": ("package", "file"),  # a file inside an installed Python package
@@ -150,16 +156,54 @@ def _check_value(f: Field, value: Any) -> list[str]:
     if f.name == "categories":
         return [f"{where}: {c!r:.40} is not one of {', '.join(CATEGORIES)}" for c in value if c not in CATEGORIES]
     if f.name == "quantizations":
-        return [e for i, q in enumerate(value) for e in _check_quantization(i, q)]
+        return [e for i, q in enumerate(value) for e in _check_quantization(i, q)] + _check_quantization_names(value)
     return []
 
 
 def _check_quantization(i: int, q: Any) -> list[str]:
     where = f"model.quantizations[{i}]"
     if not isinstance(q, dict):
-        return [f"{where}: expected a mapping {{name, format, source}}, got {type(q).__name__}"]
-    return [f"{where}.{k}: unknown key; {_hint(k, QUANT_KEYS)}" for k in q if k not in QUANT_KEYS] + [
+        return [f"{where}: expected a mapping {{name, convert | gguf, format, source}}, got {type(q).__name__}"]
+    errors = [f"{where}.{k}: unknown key; {_hint(k, QUANT_KEYS)}" for k in q if k not in QUANT_KEYS] + [
         f"{where}.{k}: expected string" for k in QUANT_KEYS if k in q and not isinstance(q[k], str)]
+    name = q.get("name")
+    if "name" not in q:
+        errors.append(f"{where}.name: missing; name the quantization, e.g. Q4_K_M or BF16")
+    elif isinstance(name, str) and (not QUANT_NAME_FORMAT.match(name) or name.lower() == "all"):
+        errors.append(f"{where}.name: {name!r:.40} should be 1-32 letters, digits, '.', '_' or '-' (it becomes "
+                      "part of the run id) and not 'all', e.g. Q4_K_M or BF16")
+    if "convert" in q and "gguf" in q:
+        errors.append(f"{where}: give at most one of convert (the submission's GGUF converted by llama.cpp) "
+                      "or gguf (another GGUF file of the model)")
+    if isinstance(q.get("convert"), str) and q["convert"] not in GGUF_FORMATS:
+        errors.append(f"{where}.convert: {q['convert']!r:.40} is not a llama.cpp conversion; use one of "
+                      f"{', '.join(GGUF_FORMATS)}")
+    return errors
+
+
+def _check_quantization_names(quants: list) -> list[str]:
+    """Each name once (case-insensitively: names are compared and used in run ids in lower case)."""
+    seen: dict[str, int] = {}
+    errors = []
+    for i, q in enumerate(quants):
+        name = q.get("name") if isinstance(q, dict) else None
+        if isinstance(name, str) and name.lower() in seen:
+            errors.append(f"model.quantizations[{i}].name: {name!r:.40} is already the name of "
+                          f"model.quantizations[{seen[name.lower()]}]; give each quantization its own name")
+        elif isinstance(name, str):
+            seen[name.lower()] = i
+    return errors
+
+
+def quantization_names(path: Path) -> list[str]:
+    """The names a submission file lists in `model.quantizations`, in order ([] when it lists none or
+    cannot be read: detect reports why)."""
+    try:
+        quants = read(path)["model"].get("quantizations")
+    except SubmissionError:
+        return []
+    return [q["name"] for q in quants if isinstance(q, dict) and isinstance(q.get("name"), str)] \
+        if isinstance(quants, list) else []
 
 
 def check_weights(weights: Any) -> list[str]:
@@ -195,8 +239,7 @@ def json_schema() -> dict[str, Any]:
         if f.name == "categories":
             out["items"] = {"enum": list(CATEGORIES)}
         if f.name == "quantizations":
-            out["items"] = {"type": "object", "additionalProperties": False,
-                            "properties": {k: {"type": "string"} for k in QUANT_KEYS}}
+            out["items"] = quantization_schema()
         return out
 
     def forms(known: dict[str, tuple[str, ...]]) -> list[dict]:
@@ -219,6 +262,21 @@ def json_schema() -> dict[str, Any]:
         },
         "x-license-allowlist": dict(LICENSES),
     }
+
+
+def quantization_schema() -> dict[str, Any]:
+    """JSON Schema of one `model.quantizations` entry."""
+    return {"type": "object", "additionalProperties": False, "required": ["name"],
+            "not": {"required": ["convert", "gguf"]},
+            "properties": {
+                "name": {"type": "string", "pattern": QUANT_NAME_FORMAT.pattern,
+                         "description": "e.g. Q4_K_M, BF16; unique; `quantization: NAME` picks it"},
+                "convert": {"enum": list(GGUF_FORMATS),
+                            "description": "the submission's GGUF converted by llama.cpp to this type"},
+                "gguf": {"type": "string", "description": "another GGUF file of the model (~ and $VARS "
+                                                          "expanded; relative to the submission's folder)"},
+                "format": {"type": "string", "description": "informational, e.g. gguf"},
+                "source": {"type": "string", "description": "informational: where the file comes from"}}}
 
 
 def schema_text() -> str:

@@ -108,7 +108,9 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     kv, shapes, file_type = read_gguf_header(Path(path))
     arch = kv.get("general.architecture")
     try:
-        quant = gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_") if file_type is not None else None
+        # llama.cpp's names without the prefix: F32, BF16, Q4_1 (as models.GGUF_FORMATS names them)
+        name = gguf.LlamaFileType(file_type).name if file_type is not None else None
+        quant = name.removeprefix("MOSTLY_").removeprefix("ALL_") if name else None
     except ValueError:
         quant = f"file_type_{file_type}"
     return {

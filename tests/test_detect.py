@@ -20,7 +20,8 @@ DEFAULT_SUBMISSION = ROOT / "params" / "submissions" / "smollm2-135m-instruct.ya
 
 @pytest.fixture(scope="module")
 def default_card():
-    """The default submission's card (reading the GGUF takes ~2 s: once per module)."""
+    """The default submission's card: its first quantization, BF16, converted by llama.cpp from the shipped
+    GGUF (once, then cached; reading the GGUF takes ~2 s: once per module)."""
     return detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml")
 
 
@@ -32,14 +33,28 @@ def test_default_submission_card(default_card):
     assert card["parameters"] == "135M"
     assert card["architecture"] == "llama"
     assert card["context_length"] == 8192
-    assert card["quantization"] == "Q4_1"
+    assert (card["quantization_name"], card["quantization"]) == ("BF16", "BF16")
     assert card["license"] == "apache-2.0"
     assert card["categories"] == ["instruct"]
     assert card["has_chat_template"] is True
     assert card["weights"]["kind"] == "gguf"
     assert card["weights"]["sha256"] == datapacks.sha256_file(Path(card["weights"]["path"]))
     assert card["weights"]["size_bytes"] == Path(card["weights"]["path"]).stat().st_size
+    shipped = card["source_weights"]
+    assert shipped["sha256"].startswith("b179c952") and shipped["size_bytes"] == 98_362_432
+    assert card["conversion"]["format"] == "BF16" and card["conversion"]["source_sha256"] == shipped["sha256"]
+    assert card["conversion"]["llama_cpp_python"] and card["conversion"]["seconds"] > 0
     json.dumps(card)  # the card is plain JSON
+
+
+@pytest.mark.parametrize("name, quant, converted", [("F32", "F32", True), ("Q4_1", "Q4_1", False)])
+def test_default_submission_quantizations(default_card, name, quant, converted):
+    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml", quantization=name)
+    assert report.errors == []
+    assert (card["quantization_name"], card["quantization"], card["parameter_count"]) == (name, quant, 134_515_008)
+    assert card["source_weights"] == default_card[0]["source_weights"]
+    assert ("conversion" in card) == converted and (card["weights"] == card["source_weights"]) != converted
+    assert card["weights"]["sha256"] not in {default_card[0]["weights"]["sha256"]}
 
 
 # --- a tiny local Hugging Face directory ------------------------------------------------

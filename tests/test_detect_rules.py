@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_gguf(path: Path, shapes: dict[str, tuple], *, arch="llama", ctx=2048, license_="mit",
-               vocab: int = 100, name="Tiny GGUF") -> int:
-    """A GGUF file with zero F32 tensors of `shapes`, metadata keys and a `vocab`-token list."""
+               vocab: int = 100, name="Tiny GGUF", file_type: str = "ALL_F32") -> int:
+    """A GGUF file with zero F32 tensors of `shapes`, metadata keys, a `vocab`-token list, and the
+    header's `file_type` (a gguf.LlamaFileType name; the tensors stay F32)."""
     import gguf
 
     writer = gguf.GGUFWriter(str(path), arch)
@@ -26,7 +27,7 @@ def write_gguf(path: Path, shapes: dict[str, tuple], *, arch="llama", ctx=2048, 
     writer.add_context_length(ctx)
     if license_:
         writer.add_license(license_)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(gguf.LlamaFileType[file_type])
     writer.add_token_list([f"t{i}" for i in range(vocab)])
     for tensor, shape in shapes.items():
         writer.add_tensor(tensor, np.zeros(shape, dtype=np.float32))
@@ -68,7 +69,7 @@ def test_gguf_submission_card(tiny_gguf):
     card, report = detect.detect_submission(gguf_submission(tiny_gguf.parent))
     assert report.errors == []
     assert (card["name"], card["architecture"], card["context_length"]) == ("Tiny GGUF", "llama", 2048)
-    assert (card["license"], card["quantization"], card["parameter_count"]) == ("mit", "ALL_F32", 40)
+    assert (card["license"], card["quantization"], card["parameter_count"]) == ("mit", "F32", 40)
 
 
 @pytest.mark.parametrize("content, words", [(b"NOPE" + b"\0" * 20, "not a GGUF file"),

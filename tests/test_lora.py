@@ -148,7 +148,7 @@ def test_a_hub_adapter_fails_within_seconds_offline(tiny, tmp_path):
 
 
 def test_the_gguf_default_model_maps_adapter_modules_to_gguf_tensors():
-    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml")
+    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml", quantization="Q4_1")
     assert report.ok, report.errors
     shapes, how = adapters.base_shapes(models.Weights(**card["weights"]))
     assert how.startswith("GGUF header")
@@ -160,7 +160,7 @@ def test_the_gguf_default_model_maps_adapter_modules_to_gguf_tensors():
 def test_an_adapter_for_smollm2_passes_detect_on_the_shipped_gguf(tmp_path):
     """A LoRA made on SmolLM2-135M-Instruct (its float32 conversion), named as its Hub repo, checks
     out against the GGUF inside the PyPI wheel: the name, every module and shape of 30 layers."""
-    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml")
+    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml", quantization="Q4_1")
     assert report.ok, report.errors
     converted, _ = models.model_dir(models.Weights(**card["weights"]))
     adapter = make_adapter(Path(converted), tmp_path / "smol-lora", rank=2)
@@ -170,7 +170,7 @@ def test_an_adapter_for_smollm2_passes_detect_on_the_shipped_gguf(tmp_path):
     data = yaml.safe_load((paths.REPO_ROOT / "params/submissions/smollm2-135m-instruct.yaml").read_text())
     data["adapter"] = {"dir": str(adapter)}
     (tmp_path / "smol-lora.yaml").write_text(yaml.safe_dump(data))
-    lora, report = detect.detect_submission(tmp_path / "smol-lora.yaml")
+    lora, report = detect.detect_submission(tmp_path / "smol-lora.yaml", quantization="Q4_1")
     assert report.ok, report.errors
     assert lora["adapter"]["modules"] == 60  # q_proj and v_proj of 30 layers
     # rank 2 on q (576 -> 576) and v (576 -> 192): 2 * (576 + 576) + 2 * (576 + 192) per layer
