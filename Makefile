@@ -15,10 +15,10 @@ BIGBENCH_STAMP := $(or $(SLM_BIGBENCH_DIR),$(CACHE_DIR)/data/bigbench-1.0.0)/.co
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_DISABLE=1
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup run test lab validate detect evaluate aggregate publish report gemma mlflow clean
+.PHONY: help setup run quantizations test lab validate detect evaluate aggregate publish report gemma mlflow clean
 
 help: ## list the targets
-	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(SETUP_STAMP) $(BIGBENCH_STAMP) ## create .venv, install pinned dependencies, data packs, model and kernel (idempotent)
 
@@ -37,6 +37,9 @@ $(BIGBENCH_STAMP): | $(SETUP_STAMP)
 
 run: setup ## run the study on the embedded default (params/default.yaml; PARAMS=... for another)
 	$(PY) -m slmlib run $(PARAMS)
+
+quantizations: setup ## evaluate each listed quantization of the default model, then compare them (params/quantizations.yaml)
+	$(PY) -m slmlib run params/quantizations.yaml
 
 test: setup $(MLFLOW_STAMP) ## run the tests (offline; unit, contract, end to end, real model, nbval)
 	$(TEST_ENV) $(PY) -m pytest -q

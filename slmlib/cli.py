@@ -29,15 +29,16 @@ def cmd_run(args) -> int:
 
     overrides = _parse_set(args.set)
     p = params.load(args.params, **overrides)
-    if not p.run_id:
-        p = params.validate({**p.to_dict(), "run_id": args.run_id or params.new_run_id(p.submission)})
+    if not p.run_id:  # with quantization "all" each run's id gets its quantization appended
+        quantization = "" if p.quantization == params.ALL else p.quantization_name()
+        p = params.validate({**p.to_dict(), "run_id": args.run_id or params.new_run_id(p.submission, quantization)})
     stages = tuple(args.stages.split(",")) if args.stages else paths.STAGES
     unknown = [s for s in stages if s not in paths.STAGES]
     if unknown:
         raise params.ParamsError(f"--stages: unknown {unknown}; choose from {', '.join(paths.STAGES)}")
-    run_id = runner.run_study(p, stages, progress=not args.quiet)
-    print(f"[slm-study] run {run_id} finished: outputs in {paths.run_dir(run_id)}, "
-          f"site at {paths.site_dir() / 'index.html'}, reports at {paths.reports_root() / 'index.html'}")
+    for run_id in runner.run_plan(p, stages, progress=not args.quiet):
+        print(f"[slm-study] run {run_id} finished: outputs in {paths.run_dir(run_id)}")
+    print(f"[slm-study] site at {paths.site_dir() / 'index.html'}, reports at {paths.reports_root() / 'index.html'}")
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import paths
+from . import paths, submission as submissions
 
 MAX_PARAMS_BYTES = 64 * 1024
 DTYPES = ("float32", "bfloat16")
@@ -33,7 +33,10 @@ class StudyParams:
     """Everything a study run needs; defaults run the embedded default end to end."""
 
     submission: str = "params/submissions/smollm2-135m-instruct.yaml"  # detect: submission YAML (relative to the repo)
-    run_id: str = ""  # all stages: run folder name; "" derives <submission>__<suite>__limit<limit>
+    # detect: which of the submission's model.quantizations to evaluate: "" = the first listed (else the
+    # weights as given), a listed name, or "all" = each listed one as its own run (`slmlib run` only)
+    quantization: str = ""
+    run_id: str = ""  # all stages: run folder name; "" derives <submission>__<suite>__limit<limit>[__<quantization>]
     suite: str = "embedded"  # evaluate: "embedded" (offline, the default) or "standard" (lm-eval's Hub tasks; online)
     tasks: list[str] = field(default_factory=list)  # evaluate: task subset; [] = every task of the suite
     limit: int | None = 80  # evaluate: items per multiple-choice task (stratified, seeded); None = all
@@ -53,24 +56,58 @@ class StudyParams:
     mlflow_tracking_uri: str = ""  # runner: MLflow tracking URI; "" = the local file store outputs/mlruns
 
     def resolved_run_id(self) -> str:
-        """The run folder name: given, or derived from submission, suite and limit."""
+        """The run folder name: given, or derived from submission, suite, limit and quantization."""
         if self.run_id:
             return paths.check_id(self.run_id, "run_id")
         stem = Path(self.submission).stem
-        return paths.check_id(f"{stem}__{self.suite}__limit{self.limit}", "run_id")
+        return with_quantization(f"{stem}__{self.suite}__limit{self.limit}", self.quantization_name())
+
+    def quantization_name(self) -> str:
+        """The quantization this run evaluates: the one given, else the submission's first listed one,
+        else "" (the submission lists none)."""
+        if self.quantization == ALL:
+            raise ParamsError(f'quantization: "all" runs each listed quantization as its own run, which only '
+                              "`python -m slmlib run` does; for one run name one of "
+                              f"{', '.join(self.listed_quantizations()) or '(none listed)'}")
+        return self.quantization or next(iter(self.listed_quantizations()), "")
+
+    def listed_quantizations(self) -> list[str]:
+        """The names the submission lists in `model.quantizations`."""
+        return submissions.quantization_names(paths.REPO_ROOT / self.submission)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def new_run_id(submission: str) -> str:
-    """A fresh run id: submission name plus a UTC timestamp (used by `slmlib run`)."""
-    return paths.check_id(f"{Path(submission).stem}__{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}",
-                          "run_id")
+ALL = "all"  # quantization: each listed quantization as its own run
+
+
+def with_quantization(run_id: str, quantization: str) -> str:
+    """`<run_id>__<quantization in lower case>`, or `run_id` alone without a quantization."""
+    return paths.check_id(f"{run_id}__{quantization.lower()}" if quantization else run_id, "run_id")
+
+
+def new_run_id(submission: str, quantization: str = "") -> str:
+    """A fresh run id: submission name plus a UTC timestamp (used by `slmlib run`), then the quantization."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return with_quantization(f"{Path(submission).stem}__{stamp}", quantization)
+
+
+def per_quantization(p: StudyParams) -> list[StudyParams]:
+    """The runs `p` asks for: with quantization "all", one per listed quantization (a given run id gets
+    `__<name>` appended), else `p` alone."""
+    if p.quantization != ALL:
+        return [p]
+    names = p.listed_quantizations()
+    if not names:
+        raise ParamsError(f'quantization: "all", but {p.submission} lists no model.quantizations; list them '
+                          '(see params/submissions/template.yaml) or leave quantization ""')
+    return [StudyParams(**{**p.to_dict(), "quantization": name,
+                           "run_id": with_quantization(p.run_id, name) if p.run_id else ""}) for name in names]
 
 
 _TYPES = {
-    "submission": str, "run_id": str, "suite": str, "tasks": list,
+    "submission": str, "quantization": str, "run_id": str, "suite": str, "tasks": list,
     "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
     "batch_size": int, "dtype": str, "backend": str, "apply_chat_template": (bool, str), "energy_country": str,
     "pillar_weights": dict, "site_dir": str, "mlflow": bool, "mlflow_tracking_uri": str,
@@ -130,6 +167,9 @@ def _check_values(p: StudyParams) -> list[str]:
         out.append("pillar_weights: values must be non-negative numbers")
     if p.mlflow_tracking_uri and not p.mlflow:
         out.append("mlflow_tracking_uri: set, but mlflow is false; set mlflow: true to log the run there")
+    if p.quantization and not submissions.QUANT_NAME_FORMAT.match(p.quantization):
+        out.append(f"quantization: {p.quantization!r} should be \"\" (the submission's first), a name the "
+                   'submission lists in model.quantizations (letters, digits, ".", "_", "-"), or "all"')
     if p.run_id:
         try:  # the same rule as the run folder itself (no '/', no '..')
             paths.check_id(p.run_id, "run_id")

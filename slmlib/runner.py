@@ -4,7 +4,9 @@ The only module that imports papermill. Each stage notebook receives the params 
 declares in its `parameters` cell; executed notebooks go to
 `outputs/runs/<run>/notebooks/`, their HTML (with and without code) to
 `reports/<run>/`, and `reports/index.html` lists every report. With `mlflow: true` the
-finished run is also logged to MLflow (`slmlib.tracking`).
+finished run is also logged to MLflow (`slmlib.tracking`). With `quantization: all` detect
+and evaluate run once per listed quantization (each its own run id), then aggregate and
+publish once (their executed notebooks go to the last of those runs).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import time
 from pathlib import Path
 
 from . import artifacts, paths, tracking
-from .params import StudyParams, stage_values
+from .params import ALL, ParamsError, StudyParams, per_quantization, stage_values
 
 KERNEL = "python3"  # the interpreter papermill runs in: this environment's own kernel
+PER_RUN_STAGES = ("detect", "evaluate")  # once per run; aggregate and publish read every run
 
 
 class StageFailed(RuntimeError):
@@ -60,22 +63,38 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
 
 
 def run_study(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True) -> str:
-    """Run the given stages in order; stops at the first failure. Returns the run id.
+    """Run the given stages in order for one run; stops at the first failure. Returns the run id.
 
     With `p.mlflow` the run is then logged to MLflow; a logging failure is reported and
     leaves the run's own artifacts as they are."""
-    run_id = p.resolved_run_id()
+    if p.quantization == ALL:
+        raise ParamsError('quantization: "all" runs each listed quantization as its own run: use run_plan')
+    return run_plan(p, stages, progress)[0]
+
+
+def run_plan(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True) -> list[str]:
+    """Every run `p` asks for (`params.per_quantization`): detect and evaluate for each, then aggregate
+    and publish once; stops at the first failure. Returns the run ids."""
+    plan = per_quantization(p)
     if p.mlflow:
         tracking.require_mlflow()  # before the stages, not after an hour of evaluation
+    for q in plan:
+        _run_stages(q, [s for s in stages if s in PER_RUN_STAGES], progress)
+    _run_stages(plan[-1], [s for s in stages if s not in PER_RUN_STAGES], progress)
+    write_reports_index()
+    if p.mlflow:
+        for q in plan:
+            log_to_mlflow(q, stages)
+    return [q.resolved_run_id() for q in plan]
+
+
+def _run_stages(p: StudyParams, stages: list[str], progress: bool) -> None:
+    run_id = p.resolved_run_id()
     for stage in stages:
         start = time.perf_counter()
         print(f"[slm-study] {run_id}: {stage} ...", flush=True)
         run_stage(stage, p, progress)
         print(f"[slm-study] {run_id}: {stage} done in {time.perf_counter() - start:.1f} s", flush=True)
-    write_reports_index()
-    if p.mlflow:
-        log_to_mlflow(p, stages)
-    return run_id
 
 
 def log_to_mlflow(p: StudyParams, stages: tuple[str, ...]) -> str | None:
@@ -131,4 +150,4 @@ def rebuild_reports() -> int:
     return len(done)
 
 
-__all__ = ["run_study", "run_stage", "export_html", "rebuild_reports", "StageFailed"]
+__all__ = ["run_study", "run_plan", "run_stage", "export_html", "rebuild_reports", "StageFailed"]

@@ -177,10 +177,12 @@ def test_load_reports_the_file_in_errors(tmp_path):
     assert str(exc.value).startswith(f"{path}: batch_size")
 
 
-def test_resolved_run_id_is_derived_from_submission_suite_and_limit():
-    assert DEFAULTS.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80"
+def test_resolved_run_id_is_derived_from_submission_suite_limit_and_quantization():
+    assert DEFAULTS.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80__bf16"  # the first listed
+    q4 = params.validate({"quantization": "Q4_1"})
+    assert q4.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80__q4_1"
     p = params.validate({"submission": "elsewhere/other-model.yaml", "limit": None})
-    assert p.resolved_run_id() == "other-model__embedded__limitNone"
+    assert p.resolved_run_id() == "other-model__embedded__limitNone"  # lists no quantizations
 
 
 def test_resolved_run_id_given_wins():
@@ -190,7 +192,7 @@ def test_resolved_run_id_given_wins():
 def test_stage_values_returns_exactly_the_requested_names():
     p = params.validate({"limit": 3, "seed": 9})
     assert params.stage_values(p, ["run_id", "limit", "seed"]) == {
-        "run_id": "smollm2-135m-instruct__embedded__limit3", "limit": 3, "seed": 9}
+        "run_id": "smollm2-135m-instruct__embedded__limit3__bf16", "limit": 3, "seed": 9}
     assert params.stage_values(p, ["site_dir"]) == {"site_dir": ""}
     assert params.stage_values(p, []) == {}
     with pytest.raises(KeyError):
@@ -202,6 +204,29 @@ def test_new_run_id_is_a_safe_id():
     assert re.fullmatch(r"smollm2-135m-instruct__\d{8}T\d{6}Z", run_id)
     assert paths.check_id(run_id, "run_id") == run_id
     assert params.validate({"run_id": run_id}).resolved_run_id() == run_id
+    with_quant = params.new_run_id("params/submissions/smollm2-135m-instruct.yaml", "BF16")
+    assert re.fullmatch(r"smollm2-135m-instruct__\d{8}T\d{6}Z__bf16", with_quant)
+
+
+def test_quantization_all_is_one_run_per_listed_quantization():
+    p = params.validate({"quantization": "all", "limit": 3})
+    with pytest.raises(ParamsError, match='quantization: "all" runs each listed quantization as its own run'):
+        p.resolved_run_id()
+    plan = params.per_quantization(p)
+    assert [q.quantization for q in plan] == ["BF16", "F32", "Q4_1"]
+    assert [q.resolved_run_id() for q in plan] == [f"smollm2-135m-instruct__embedded__limit3__{n}"
+                                                   for n in ("bf16", "f32", "q4_1")]
+    given = params.per_quantization(params.validate({"quantization": "all", "run_id": "mine"}))
+    assert [q.resolved_run_id() for q in given] == ["mine__bf16", "mine__f32", "mine__q4_1"]
+    assert params.per_quantization(DEFAULTS) == [DEFAULTS]
+    with pytest.raises(ParamsError, match="lists no model.quantizations"):
+        params.per_quantization(params.validate({"quantization": "all", "submission": "nowhere/x.yaml"}))
+
+
+@pytest.mark.parametrize("bad", ["Q4 K", "../x", "-q", "x" * 33])
+def test_quantization_must_be_a_name(bad):
+    with pytest.raises(ParamsError, match=r"quantization: .* should be"):
+        params.validate({"quantization": bad})
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "..", "a..b", "a b", "abc\n", "x" * 129, None])
