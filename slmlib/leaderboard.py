@@ -1,7 +1,7 @@
 """Aggregate notebook display: the registry as pandas tables (pure; nothing is written).
 
-Leaderboard with intervals and rank bands, the pairwise significance matrix, and the runs
-that need attention (DISPUTED, nondeterministic, rejected).
+Leaderboard with intervals and rank bands, the pairwise significance matrix, what quantization
+costs, and the runs that need attention (DISPUTED, nondeterministic, rejected).
 """
 
 from __future__ import annotations
@@ -69,6 +69,37 @@ def significance_matrix(registry: dict, value: str = "p_value"):
                 cell = c[value]
             table.loc[names[row], names[col]] = cell
     return table
+
+
+def fmt_difference(d: dict | None) -> str | None:
+    """A difference to the reference as `-1.2 [-3.4, 0.8] p=0.210`, `*` when significant; unpaired
+    differences (no p-value) say so."""
+    if not d:
+        return None
+    test = f"p={d['p_value']:.3f}" if d["paired"] else "unpaired"
+    interval = fmt_interval(d["difference_ci"])
+    return f"{d['difference']:+.1f}{' ' + interval if interval else ''} {test}{'*' if d['significant'] else ''}"
+
+
+def quantization_frame(registry: dict):
+    """Per quantization of a model (the registry's `quantizations` section): size, peak memory, decode speed,
+    aggregate with its 95% CI, and its differences to the reference (the highest precision) per pillar
+    and overall (`*`: significant, paired bootstrap on the same items)."""
+    import pandas as pd
+
+    columns = ["model", "quantization", "reference", "size_mb", "peak_rss_mb", "decode_tokens_per_s", "aggregate",
+               "aggregate_ci", "vs_reference", *PILLARS]
+    rows = []
+    for group in registry.get("quantizations") or []:
+        for v in group["variants"]:
+            diffs = v["differences"] or {"aggregate": None, "pillars": {}}
+            rows.append({"model": group["name"], "quantization": v["name"], "reference": v["reference"],
+                         "size_mb": round(v["size_bytes"] / 1e6, 1) if v["size_bytes"] else None,
+                         "peak_rss_mb": v["peak_rss_mb"], "decode_tokens_per_s": v["decode_tokens_per_s"],
+                         "aggregate": v["aggregate"], "aggregate_ci": fmt_interval(v["aggregate_ci"]),
+                         "vs_reference": fmt_difference(diffs["aggregate"]),
+                         **{p: fmt_difference(diffs["pillars"].get(p)) for p in PILLARS}})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def attention_frame(registry: dict):

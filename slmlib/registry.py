@@ -6,7 +6,8 @@ are medians over its runs (DISPUTED when they spread more than 0.5 points); inte
 from a seeded bootstrap over items (`uncertainty`). Writes `outputs/registry.json` only
 through `write_registry`, which validates it against its JSON Schema. The registry is
 deterministic: no timestamps, sorted keys, floats rounded to `DECIMALS`, so deleting it and
-rebuilding gives identical bytes.
+rebuilding gives identical bytes. Quantizations of one model are compared in its
+`quantizations` section (`slmlib.quantizations`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, paths, schemas, uncertainty
+from . import artifacts, paths, quantizations, schemas, uncertainty
 from .benchmarks import all_benchmarks
 from .leaderboard import leaderboard_frame  # noqa: F401  (the registry's display table; kept here for callers)
 from .models import model_digest
@@ -27,7 +28,7 @@ from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIG
 DECIMALS = 4  # every float in the registry is rounded to this many decimals
 DISPUTE_POINTS = 0.5  # a task whose normalized score spreads more than this across runs is disputed
 CARD_FIELDS = ("name", "family", "hf_repo", "parameters", "parameter_count", "architecture",
-               "context_length", "license", "categories", "quantization")
+               "context_length", "license", "categories", "quantization", "quantization_name")
 SCORE_SETTINGS = ("backend", "dtype", "apply_chat_template")  # settings that define what is measured
 
 
@@ -90,6 +91,7 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
     replicates = {e["entry_id"]: reps for e, reps in built}
     entries.sort(key=lambda e: (e["rank"] is None, e["rank"] or 0, e["model_id"], e["entry_id"]))
     comparisons = compare_entries(entries, replicates)
+    quantization_sets = quantizations.compare_quantizations(entries, replicates)
     for e in entries:
         e["badges"] = award_badges(e, entries)
     by_id = {entry_id(g[0]): g for g in groups.values()}
@@ -102,7 +104,8 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
         "bootstrap": {"resamples": resamples, "seed": seed, "confidence": uncertainty.CONFIDENCE,
                       "alpha": uncertainty.ALPHA, "method": uncertainty.METHOD, "test": uncertainty.TEST,
                       "bands": uncertainty.BANDS},
-        "models": entries, "comparisons": comparisons, "nondeterministic": flags,
+        "models": entries, "comparisons": comparisons, "quantizations": quantization_sets,
+        "nondeterministic": flags,
         "rejected": sorted([*rejected, *conflicts], key=lambda r: (r["run_id"], r["source"])),
     })
 
@@ -142,7 +145,7 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
     entry["name"] = entry["name"] or entry["model_id"]
     items = {name: _items(next(r["tasks"][name] for r in runs if r["run_id"] == t["samples_run"]))
              for name, t in tasks.items()}
-    return round_floats(entry), {"aggregate": reps["aggregate"], "items": items}
+    return round_floats(entry), {"aggregate": reps["aggregate"], "pillars": reps["pillars"], "items": items}
 
 
 def merge_tasks(runs: list[dict]) -> dict[str, dict]:
@@ -210,7 +213,7 @@ def bootstrap_inputs(tasks: dict[str, dict], runs: list[dict], samples: dict) ->
 def compare_entries(entries: list[dict], replicates: dict) -> list[dict]:
     """Pairwise tests between ranked entries (in registry order); sets rank_band and rank_range.
 
-    `replicates` maps entry_id -> {"aggregate": replicates or None, "items": task -> items key}.
+    `replicates` maps entry_id -> {"aggregate": replicates or None, "pillars": ..., "items": task -> items key}.
     """
     ranked = [e for e in entries if e["aggregate"] is not None]
     models = [{"entry_id": e["entry_id"], "aggregate": e["aggregate"], "ci": e["intervals"]["aggregate"],

@@ -15,7 +15,7 @@ from .benchmarks import PILLARS
 from .scoring import MAX_PARAMETERS, SIZE_BUCKETS
 
 RUN_SCHEMA_VERSION = 1  # version of results.json the aggregate stage reads
-REGISTRY_SCHEMA_VERSION = 2  # version of registry.json it writes
+REGISTRY_SCHEMA_VERSION = 3  # version of registry.json it writes (3: the quantizations section)
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 NUMBER = {"type": "number"}
@@ -92,11 +92,31 @@ def registry_entry_schema() -> dict:
     })
 
 
+def difference_schema() -> dict:
+    """A difference between two entries' scores and its test (`uncertainty.compare`)."""
+    return obj({"difference": NUMBER, "difference_ci": nullable(INTERVAL), "p_value": nullable(NUMBER),
+                "p_a_above_b": nullable(NUMBER), "paired": {"type": "boolean"}, "significant": {"type": "boolean"}},
+               extra=False)
+
+
+def quantization_set_schema() -> dict:
+    """One set of quantizations of a model (`quantizations.compare_quantizations`)."""
+    differences = obj({"aggregate": nullable(difference_schema()),
+                       "pillars": obj({}, {p: difference_schema() for p in PILLARS}, extra=False)}, extra=False)
+    variant = obj({"entry_id": STRING, "name": STRING, "quantization": nullable(STRING),
+                   "reference": {"type": "boolean"}, "size_bytes": nullable(NUMBER), "peak_rss_mb": nullable(NUMBER),
+                   "load_seconds": nullable(NUMBER), "decode_tokens_per_s": nullable(NUMBER),
+                   "aggregate": nullable(NUMBER), "aggregate_ci": nullable(INTERVAL),
+                   "differences": nullable(differences)}, extra=False)
+    return obj({"model_key": STRING, "name": STRING, "suite": STRING, "limit": nullable({"type": "integer"}),
+                "limit_generative": nullable({"type": "integer"}), "seed": {"type": "integer"},
+                "backend": nullable(STRING), "reference": STRING,
+                "variants": {"type": "array", "items": variant, "minItems": 2}}, extra=False)
+
+
 def registry_schema() -> dict:
     """Schema of `outputs/registry.json`."""
-    comparison = obj({"a": STRING, "b": STRING, "paired": {"type": "boolean"}, "difference": NUMBER,
-                      "difference_ci": nullable(INTERVAL), "p_value": nullable(NUMBER),
-                      "p_a_above_b": nullable(NUMBER), "significant": {"type": "boolean"}}, extra=False)
+    comparison = obj({"a": STRING, "b": STRING, **difference_schema()["properties"]}, extra=False)
     schema = obj({
         "schema_version": {"const": REGISTRY_SCHEMA_VERSION}, "pillar_weights": mapping(NUMBER),
         "weights_sum": NUMBER, "normalization": STRING, "renormalization": STRING,
@@ -107,6 +127,7 @@ def registry_schema() -> dict:
                           "alpha": NUMBER, "method": STRING, "test": STRING, "bands": STRING}),
         "models": {"type": "array", "items": registry_entry_schema()},
         "comparisons": {"type": "array", "items": comparison},
+        "quantizations": {"type": "array", "items": quantization_set_schema()},
         "rejected": {"type": "array", "items": obj({"run_id": STRING, "source": STRING, "reason": STRING})},
         "nondeterministic": {"type": "array", "items": obj({
             "entry_id": STRING, "task": STRING, "run_ids": {"type": "array", "items": STRING},

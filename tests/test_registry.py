@@ -106,7 +106,7 @@ def test_entry_shape_pillars_aggregate_and_badges():
     run = make_run("m__1", "m", {"arc_challenge": 0.5, "hellaswag": 0.75, "gsm8k_cot": 0.2},
                    baselines={"arc_challenge": 0.25, "hellaswag": 0.5})
     registry = build_registry([run])
-    assert registry["schema_version"] == 2
+    assert registry["schema_version"] == 3
     entry = registry["models"][0]
     assert entry["pillars"] == {"reasoning": round((100 / 3 + 50) / 2, 4), "math": 20.0}
     assert entry["aggregate"] == round((0.35 * (100 / 3 + 50) / 2 + 0.15 * 20) / 0.5, 4)
