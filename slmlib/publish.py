@@ -27,7 +27,7 @@ def write_pages(site: Path, registry: dict, board: dict, reports_href: str) -> l
     weights = registry.get("pillar_weights")
     texts = {
         "index.html": pages.render_leaderboard(board, reports_href),
-        "compare.html": pages.render_compare(board, reports_href),
+        "compare.html": pages.render_compare(board, registry.get("quantizations") or [], reports_href),
         "methodology.html": reference.render_methodology(weights, reports_href),
         "submit.html": reference.render_submit(reports_href),
         "data.js": data.data_js(board),
@@ -40,17 +40,19 @@ def write_pages(site: Path, registry: dict, board: dict, reports_href: str) -> l
 
 def write_model_pages(site: Path, registry: dict, board: dict, reports_href: str, runs_dir: Path,
                       reports_dir: Path, progress: bool = True) -> list[Path]:
-    """One page per entry, and the per-item logs of its runs copied to samples/<run_id>/."""
+    """One page per entry (with its set of quantizations, if any), and the per-item logs of its runs copied
+    to samples/<run_id>/."""
     from tqdm import tqdm
 
     written = []
     entries = registry.get("models") or []
+    sets = {v["entry_id"]: qset for qset in registry.get("quantizations") or [] for v in qset["variants"]}
     for entry in tqdm(entries, desc="model pages", unit="page", disable=not progress or not entries):
         view = board["entries"][entry["entry_id"]]
         ev = evidence.model_evidence(entry, runs_dir, reports_dir, site / "model")
         siblings = [board["entries"][e] for e in board["order"]
                     if board["entries"][e]["group"] == view["group"] and e != entry["entry_id"]]
-        html = model_page.render_model(view, ev, siblings, reports_href)
+        html = model_page.render_model(view, ev, siblings, reports_href, sets.get(entry["entry_id"]))
         page = site / "model" / f"{paths.check_id(view['slug'], 'entry_id')}.html"
         written.append(artifacts.write_text_atomic(page, html))
         for run_id in entry.get("run_ids") or []:

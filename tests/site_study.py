@@ -1,5 +1,6 @@
 """A synthetic study for the site tests: run folders (results.json, samples, notebooks) of several
-models on real benchmark names, and the registry the aggregate stage builds from them.
+models on real benchmark names (one of them in three quantizations), and the registry the aggregate
+stage builds from them.
 
 Per-item values are drawn with a seeded generator and the task records are computed from them,
 so intervals, paired tests, badges and DISPUTED come out of the real `build_registry`.
@@ -18,20 +19,26 @@ HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_FAMILY = "</script><script>alert(2)</script>"
 TASKS = {"arc_challenge": 4, "hellaswag": 4, "mbpp": 0, "gsm8k_cot": 0, "boolq": 2, "bbq": 3, "crows_pairs": 2}
 N_ITEMS = 30
-# model_id: (name, family, hf_repo, parameter_count, license, quantization, skill 0-1, runs, energy kWh or None)
+# run key: (model_id, name, family, hf_repo, parameter_count, license, quantization, skill 0-1, runs,
+# energy kWh or None). The three smol-* keys are quantizations of one model (one submission).
 MODELS = {
-    "smol-q4": ("SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008, "apache-2.0",
-                "Q4_1", 0.35, 1, 0.002),
-    "smol-q8": ("SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008, "apache-2.0",
-                "Q8_0", 0.45, 1, 0.003),
-    "qwen-05b": ("Qwen2.5-0.5B-Instruct", "Qwen2.5", "Qwen/Qwen2.5-0.5B-Instruct", 494_032_768, "apache-2.0",
-                 "BF16", 0.6, 2, 0.006),
-    "llama-1b": ("Llama-3.2-1B-Instruct", "Llama3.2", "meta-llama/Llama-3.2-1B-Instruct", 1_235_814_400, "llama3.2",
-                 "BF16", 0.75, 1, 0.02),
-    "gemma-270m": ("Gemma-3-270M", "Gemma3", "google/gemma-3-270m", 268_098_176, "gemma", "Q4_K_M", 0.3, 1, None),
-    "tiny-mit": ("TinyStories-33M", "TinyStories", None, 68_000_000, "mit", None, 0.1, 1, 0.001),
-    "evil": (HOSTILE_NAME, HOSTILE_FAMILY, "evil/model", 90_000_000, "mit", "F32", 0.2, 1, 0.001),
+    "smol-f32": ("smol", "SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008,
+                 "apache-2.0", "F32", 0.45, 1, 0.004),
+    "smol-bf16": ("smol", "SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008,
+                  "apache-2.0", "BF16", 0.44, 1, 0.003),
+    "smol-q4": ("smol", "SmolLM2-135M-Instruct", "SmolLM2", "HuggingFaceTB/SmolLM2-135M-Instruct", 134_515_008,
+                "apache-2.0", "Q4_1", 0.3, 1, 0.002),
+    "qwen-05b": ("qwen-05b", "Qwen2.5-0.5B-Instruct", "Qwen2.5", "Qwen/Qwen2.5-0.5B-Instruct", 494_032_768,
+                 "apache-2.0", "BF16", 0.6, 2, 0.006),
+    "llama-1b": ("llama-1b", "Llama-3.2-1B-Instruct", "Llama3.2", "meta-llama/Llama-3.2-1B-Instruct", 1_235_814_400,
+                 "llama3.2", "BF16", 0.75, 1, 0.02),
+    "gemma-270m": ("gemma-270m", "Gemma-3-270M", "Gemma3", "google/gemma-3-270m", 268_098_176, "gemma", "Q4_K_M",
+                   0.3, 1, None),
+    "tiny-mit": ("tiny-mit", "TinyStories-33M", "TinyStories", None, 68_000_000, "mit", None, 0.1, 1, 0.001),
+    "evil": ("evil", HOSTILE_NAME, HOSTILE_FAMILY, "evil/model", 90_000_000, "mit", "F32", 0.2, 1, 0.001),
 }
+SMOL_QUANTIZATIONS = [{"name": "F32", "convert": "F32"}, {"name": "BF16", "convert": "BF16"}, {"name": "Q4_1"}]
+BYTES_PER_PARAMETER = {"F32": 4.0, "BF16": 2.0, "Q8_0": 1.06, "Q4_1": 0.63, "Q4_K_M": 0.6}
 STAGE_NOTEBOOKS = ("01_detect", "02_evaluate", "03_aggregate", "04_publish")
 
 
@@ -70,24 +77,30 @@ def task_record(task: str, rows: list[dict]) -> dict:
             "pack": bench.pack, "seconds": 12.5, "apply_chat_template": False}
 
 
-def make_run(model_id: str, run_no: int, seed: int) -> tuple[dict, dict[str, list[dict]]]:
-    name, family, repo, count, license_, quant, skill, _, kwh = MODELS[model_id]
+def make_run(key: str, run_no: int, seed: int) -> tuple[dict, dict[str, list[dict]]]:
+    model_id, name, family, repo, count, license_, quant, skill, _, kwh = MODELS[key]
+    # seeded by model: quantizations of one model answer from the same draws, so the lower-skill one
+    # gets a subset of the other's items right, as a coarser copy of the same weights would
     rng = random.Random(f"{model_id}:{run_no}:{seed}")
     samples = {t: sample_rows(t, k, skill + 0.1 * run_no, rng) for t, k in TASKS.items()
                if not (model_id == "tiny-mit" and get_benchmark(t).pillar not in ("reasoning", "language"))}
+    size = int(count * BYTES_PER_PARAMETER.get(quant, 4.0))
     card = {"model_id": model_id, "name": name, "family": family, "hf_repo": repo, "parameters": f"{count // 10**6}M",
             "parameter_count": count, "architecture": "llama", "context_length": 2048, "license": license_,
             "categories": ["instruct"], "quantization": quant, "submitted_by": "tester",
-            "weights": {"kind": "gguf", "sha256": f"{model_id:0<64}"[:64], "size_bytes": count},
+            "weights": {"kind": "gguf", "sha256": f"{key:0<64}"[:64], "size_bytes": size},
             "detected": {"parameter_count": count}}
+    if model_id == "smol":
+        card.update(quantization_name=quant, quantizations=SMOL_QUANTIZATIONS,
+                    source_weights={"kind": "gguf", "sha256": f"{'smol-q4':0<64}"[:64], "size_bytes": size})
     run = {
-        "schema_version": 1, "run_id": f"{model_id}__run{run_no}", "model_id": model_id, "model_card": card,
+        "schema_version": 1, "run_id": f"{key}__run{run_no}", "model_id": model_id, "model_card": card,
         "suite": "embedded", "limit": N_ITEMS, "limit_generative": N_ITEMS, "seed": seed,
         "settings": {"backend": "hf", "dtype": "float32", "batch_size": 8, "apply_chat_template": "auto", "seed": seed},
         "tasks": {t: task_record(t, rows) for t, rows in samples.items()},
-        "edge": {"load_seconds": 0.2 + count / 1e9, "cold_load_seconds": 15.0, "size_bytes": count,
-                 "ttft_seconds": {"32": 0.05, "128": 0.1 + count / 1e10, "512": 0.4}, "peak_rss_mb": count / 1e6 * 4,
-                 "prefill_tokens_per_s": 1000.0, "decode_tokens_per_s": 5e9 / count},
+        "edge": {"load_seconds": 0.2 + size / 1e9, "cold_load_seconds": 15.0, "size_bytes": size,
+                 "ttft_seconds": {"32": 0.05, "128": 0.1 + count / 1e10, "512": 0.4}, "peak_rss_mb": size / 1e6 * 2,
+                 "prefill_tokens_per_s": 1000.0, "decode_tokens_per_s": 2e9 / size},
         "energy": {"kwh": kwh, "co2_kg": kwh * 0.37, "method": "CPU: cpu_load, TDP 8 W"} if kwh else None,
         "provenance": {"slmlib": "0.1.0", "lm_eval": "0.4.13", "git_revision": "abc123",
                        "system": {"cpu": "Test CPU", "cores": 2},
@@ -100,9 +113,9 @@ def make_run(model_id: str, run_no: int, seed: int) -> tuple[dict, dict[str, lis
 def write_study(runs_dir: Path) -> dict:
     """Write every model's run folders under `runs_dir`; return the registry built from them."""
     runs, samples = [], {}
-    for model_id, spec in MODELS.items():
-        for run_no in range(spec[7]):
-            run, rows = make_run(model_id, run_no, seed=1234)
+    for key, spec in MODELS.items():
+        for run_no in range(spec[8]):
+            run, rows = make_run(key, run_no, seed=1234)
             folder = Path(runs_dir) / run["run_id"]
             artifacts.write_json(folder / "results.json", run)
             for task, task_rows in rows.items():

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from site_study import HOSTILE_FAMILY, HOSTILE_NAME, TASKS, write_study
-from slmlib import artifacts, plots, publish, submission
+from slmlib import artifacts, plots, publish, quantizations, submission
 from slmlib.benchmarks import PILLARS, all_benchmarks
 from slmlib.datapacks import PACKS, DataPack
 from slmlib.registry import build_registry
@@ -53,8 +53,9 @@ def test_site_data_groups_entries_of_one_model(study):
     board = data.site_data(study["registry"])
     groups = {g["key"]: g for g in board["groups"]}
     smol = groups["repo:HuggingFaceTB/SmolLM2-135M-Instruct"]
-    assert smol["primary"].startswith("smol-q4@") and [v.split("@")[0] for v in smol["variants"]] == ["smol-q8"]
-    assert len(board["groups"]) == len(study["registry"]["models"]) - 1
+    labels = lambda ids: [board["entries"][i]["quantization_label"] for i in ids]  # noqa: E731
+    assert labels([smol["primary"]]) == ["F32"] and labels(smol["variants"]) == ["BF16", "Q4_1"]  # by rank
+    assert len(board["groups"]) == len(study["registry"]["models"]) - 2
     assert [g["primary"] for g in board["groups"]] == [e for e in board["order"] if e in
                                                        {g["primary"] for g in board["groups"]}]
     view = board["entries"][smol["primary"]]
@@ -70,7 +71,7 @@ def test_leaderboard_json_has_one_row_per_entry(study):
     board = data.leaderboard_json(study["registry"])
     assert board["schema_version"] == data.SCHEMA_VERSION and board["pillar_weights"] == WEIGHTS
     assert [m["entry_id"] for m in board["models"]] == [e["entry_id"] for e in study["registry"]["models"]]
-    assert sum(m["primary"] for m in board["models"]) == len(board["models"]) - 1
+    assert sum(m["primary"] for m in board["models"]) == len(board["models"]) - 2
     assert all(set(data.MODEL_FIELDS) <= set(m) for m in board["models"])
     json.dumps(board, allow_nan=False)
     on_disk = json.loads((study["site"] / "leaderboard.json").read_text())
@@ -158,6 +159,55 @@ def test_model_page_shows_card_tasks_failures_provenance_and_links(study):
             study["root"] / "outputs" / "runs" / run_id / "samples" / "boolq.jsonl").read_bytes()
 
 
+def smol_set(registry: dict) -> dict:
+    (qset,) = registry["quantizations"]
+    return qset
+
+
+def test_registry_compares_the_three_quantizations(study):
+    qset = smol_set(study["registry"])
+    assert [v["name"] for v in qset["variants"]] == ["F32", "BF16", "Q4_1"] and qset["variants"][0]["reference"]
+    q4 = qset["variants"][2]
+    assert q4["differences"]["aggregate"]["paired"] and q4["differences"]["aggregate"]["difference"] < 0
+    assert set(q4["differences"]["pillars"]) == set(PILLARS)
+
+
+def test_model_pages_show_the_quantizations_side_by_side(study):
+    site, qset = study["site"], smol_set(study["registry"])
+    slugs = {v["entry_id"]: data.entry_slug(v["entry_id"]) for v in qset["variants"]}
+    for v in qset["variants"]:
+        page = (site / "model" / f"{slugs[v['entry_id']]}.html").read_text()
+        part = page[page.index('<h2 id="quantizations">'):page.index('<h2 id="tasks">')]
+        assert part.count("<tr>") == 1 + len(qset["variants"])  # head and one row per quantization
+        assert f"<b>{v['name']}</b> (this page)" in part
+        for other in qset["variants"]:
+            if other is not v:
+                assert f'href="{slugs[other["entry_id"]]}.html">{other["name"]}</a>' in part
+        assert part.count('<span class="muted">reference</span>') == 1 + len(PILLARS)
+        for other in qset["variants"][1:]:
+            d = other["differences"]["aggregate"]
+            assert f"{d['difference']:+.1f}</span> <span class=\"ci\">[{d['difference_ci'][0]:.1f}, " in part
+        marks = sum(d["significant"] for o in qset["variants"][1:] for d in
+                    [o["differences"]["aggregate"], *o["differences"]["pillars"].values()])
+        assert part.count('class="sig"') == marks > 0
+    other_page = next(site.glob("model/qwen-05b--*.html")).read_text()
+    assert 'id="quantizations"' not in other_page
+
+
+def test_compare_page_holds_each_quantization_set_hidden(study):
+    page = (study["site"] / "compare.html").read_text()
+    qset = smol_set(study["registry"])
+    ids = " ".join(v["entry_id"] for v in qset["variants"])
+    assert f'<section class="quantization-set" data-entries="{ids}" hidden>' in page
+    assert page.count('class="quantization-set"') == len(study["registry"]["quantizations"])
+    assert f'href="model/{data.entry_slug(qset["variants"][1]["entry_id"])}.html">BF16</a>' in page
+
+
+def test_leaderboard_names_the_other_quantizations(study):
+    page = (study["site"] / "index.html").read_text()
+    assert 'title="other quantizations and settings of this model: BF16, Q4_1">+2</button>' in page
+
+
 def test_model_page_without_run_folder_uses_the_registry(tmp_path, study):
     registry = study["registry"]
     site = tmp_path / "site"
@@ -193,6 +243,7 @@ def test_methodology_is_generated_from_the_code_constants(study, monkeypatch):
     for p in PILLARS:
         assert f"{p.capitalize()}: weight {WEIGHTS[p]:.2f}" in page
     assert "share 31.8% with every pillar present" in page  # 0.35 / 1.10
+    assert html.escape(quantizations.METHOD) in page
     for badge in BADGES:
         assert html.escape(badge["rule"]) in page
     # a new constant shows up without touching the page code: nothing is typed twice

@@ -1,7 +1,7 @@
 """The published site in headless Chromium (Debian's `chromium`, driven by Playwright for Python).
 
 The site is built from the synthetic study (tests/site_study.py: seven models, a hostile name,
-a DISPUTED entry, ties, two quantizations of one model) and opened as files; one test serves it
+a DISPUTED entry, ties, three quantizations of one model) and opened as files; one test serves it
 from a local static server. Expectations are computed from the registry, so setting
 SLM_SITE_OUTPUTS to an outputs folder (registry.json + runs/) runs the generic tests on that
 study's real site too. Every page load fails the test on a script error, a dialog, or a request
@@ -147,6 +147,12 @@ def test_variants_expand_under_their_model(session, site):
     at = ids.index(g["primary"])
     assert ids[at + 1:at + 1 + len(g["variants"])] == g["variants"]
     assert button.get_attribute("aria-expanded") == "true"
+    entries = site["data"]["entries"]
+    for entry_id in [g["primary"], *g["variants"]]:  # each row names its quantization
+        quant = page.inner_text(f'#board tr[data-id="{entry_id}"] td:nth-child(6)')
+        assert quant == (entries[entry_id]["quantization_label"] or "\u2014")
+    names = ", ".join(dict.fromkeys(entries[v]["quantization_label"] or "\u2014" for v in g["variants"]))
+    assert button.get_attribute("title").endswith(": " + names)
     button.click()
     assert not set(g["variants"]) & set(visible_ids(page))
 
@@ -238,6 +244,61 @@ def test_model_pages_render_card_radar_and_tables(session, site):
         for href in page.eval_on_selector_all("a[href*='../samples/']", "as => as.map(a => a.getAttribute('href'))"):
             assert (site["dir"] / "model" / href).resolve().is_file(), href
         assert page.locator("h2#provenance").count() == 1
+
+
+def quantization_sets(site) -> list[dict]:
+    sets = site["registry"].get("quantizations") or []
+    if not sets:
+        pytest.skip("no model with several quantizations in this registry")
+    return sets
+
+
+def delta_text(d: dict | None) -> str:
+    """What a difference cell reads: signed value, interval, `*` when significant."""
+    if d is None:
+        return "\u2014"
+    if not d["paired"]:
+        return f"{d['difference']:+.1f} unpaired"
+    lo, hi = d["difference_ci"]
+    return f"{d['difference']:+.1f} [{lo:.1f}, {hi:.1f}]" + (" *" if d["significant"] else "")
+
+
+def quantization_rows(page, scope: str) -> list[list[str]]:
+    return page.eval_on_selector_all(f"{scope} table.quantizations tbody tr",
+                                     "trs => trs.map(tr => Array.from(tr.cells).map(td => td.innerText))")
+
+
+def test_model_pages_show_every_quantization_side_by_side(session, site):
+    pillars = site["data"]["pillars"]
+    for qset in quantization_sets(site):
+        for current in qset["variants"]:
+            page = open_page(session, site, f"model/{data.entry_slug(current['entry_id'])}.html")
+            rows = quantization_rows(page, "main")
+            assert [r[0].replace(" (this page)", "") for r in rows] == [v["name"] for v in qset["variants"]]
+            for r, v in zip(rows, qset["variants"]):
+                diffs = v["differences"]
+                want = ([delta_text(diffs["aggregate"]), *(delta_text(diffs["pillars"].get(p)) for p in pillars)]
+                        if diffs else ["reference"] * (1 + len(pillars)))
+                assert [" ".join(c.split()) for c in r[6:]] == want, v["name"]
+                assert r[5].split()[0] == f"{v['aggregate']:.1f}"
+        other = next(v for v in qset["variants"] if v is not current)
+        page.click(f'table.quantizations a:text-is("{other["name"]}")')
+        assert page.url.endswith(f"model/{data.entry_slug(other['entry_id'])}.html")
+        assert "(this page)" in page.inner_text(f'table.quantizations tbody tr:nth-child('
+                                                f'{qset["variants"].index(other) + 1}) td:first-child')
+
+
+def test_compare_page_shows_the_quantization_rows_of_one_model(session, site):
+    qset = quantization_sets(site)[0]
+    ids = [v["entry_id"] for v in qset["variants"]]
+    page = open_page(session, site, "compare.html", "m=" + ",".join(ids[:2]))
+    assert page.is_visible("#quantizations")
+    scope = f'section.quantization-set[data-entries="{" ".join(ids)}"]'
+    assert page.is_visible(scope)
+    assert [r[0] for r in quantization_rows(page, scope)] == [v["name"] for v in qset["variants"]]
+    others = [e for e in site["data"]["order"] if site["data"]["entries"][e]["group"] != qset["model_key"]]
+    page = open_page(session, site, "compare.html", "m=" + ",".join([ids[0], *others[:1]]))
+    assert page.is_hidden("#quantizations")  # one quantization of the model: nothing to set side by side
 
 
 def test_compare_page_draws_the_chosen_models(session, site):

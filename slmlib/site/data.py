@@ -4,8 +4,8 @@
 files cannot fetch() JSON) and drives the leaderboard's sorting and filters, the radar charts
 and the compare page. `leaderboard_json` is the same leaderboard as plain JSON for machines.
 Registry entries are per model x settings (quantization, limits, seed, dtype); entries of one
-model (same Hugging Face repo, else same model id) form a group shown as one leaderboard row,
-its best-ranked entry, with the others expandable.
+model (same Hugging Face repo, else same model id: `quantizations.model_key`) form a group shown
+as one leaderboard row, its best-ranked entry, with the others expandable.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 
 from ..benchmarks import PILLARS, all_benchmarks
+from ..quantizations import model_key
 from ..scoring import BADGES, NORMALIZATION, SIZE_BUCKETS, WEIGHTS
 from ..submission import HF_REPO_FORMAT
 
 SCHEMA_VERSION = 2  # version of leaderboard.json and data.js
 MODEL_FIELDS = ("entry_id", "rank", "rank_range", "model_id", "name", "family", "parameters", "parameter_count",
-                "size_bucket", "quantization", "aggregate", "pillars", "badges", "license", "hf_repo", "disputed",
-                "suite", "limit", "limit_generative", "seed")
+                "size_bucket", "quantization", "quantization_name", "aggregate", "pillars", "badges", "license",
+                "hf_repo", "disputed", "suite", "limit", "limit_generative", "seed")
 # Compare-page spec rows and the model page's edge table: (key in an entry's `spec`, label, unit,
 # which value is best, decimals). Lower is better for latency, memory, energy and CO2.
 SPEC_ROWS = (
@@ -51,16 +52,11 @@ def source_url(hf_repo: str | None) -> str | None:
     return f"https://huggingface.co/{hf_repo}" if hf_repo and HF_REPO_FORMAT.match(hf_repo) else None
 
 
-def group_key(entry: dict) -> str:
-    """Entries of the same model: same Hugging Face repo, else same model id."""
-    return f"repo:{entry['hf_repo']}" if entry.get("hf_repo") else f"id:{entry['model_id']}"
-
-
 def group_entries(entries: list[dict]) -> list[dict]:
     """Groups in registry (rank) order: `primary` is the group's best-ranked entry id, `variants` the rest."""
     groups: dict[str, dict] = {}
     for e in entries:
-        g = groups.setdefault(group_key(e), {"key": group_key(e), "primary": e["entry_id"], "variants": []})
+        g = groups.setdefault(model_key(e), {"key": model_key(e), "primary": e["entry_id"], "variants": []})
         if g["primary"] != e["entry_id"]:
             g["variants"].append(e["entry_id"])
     return list(groups.values())
@@ -95,11 +91,12 @@ def entry_view(entry: dict) -> dict:
     """One entry as the pages use it."""
     intervals = entry.get("intervals") or {}
     keys = ("entry_id", "model_id", "name", "family", "parameters", "parameter_count", "size_bucket", "quantization",
-            "license", "hf_repo", "architecture", "context_length", "categories", "aggregate", "pillars", "rank",
-            "rank_band", "rank_range", "badges", "disputed", "disputed_tasks", "suite", "limit",
+            "quantization_name", "license", "hf_repo", "architecture", "context_length", "categories", "aggregate",
+            "pillars", "rank", "rank_band", "rank_range", "badges", "disputed", "disputed_tasks", "suite", "limit",
             "limit_generative", "seed", "settings", "run_ids", "efficiency")
     return {**{k: entry.get(k) for k in keys}, "slug": entry_slug(entry["entry_id"]),
-            "source_url": source_url(entry.get("hf_repo")), "group": group_key(entry),
+            "source_url": source_url(entry.get("hf_repo")), "group": model_key(entry),
+            "quantization_label": entry.get("quantization_name") or entry.get("quantization"),
             "aggregate_ci": intervals.get("aggregate"), "pillar_cis": intervals.get("pillars") or {},
             "tasks": task_rows(entry), "spec": spec_values(entry)}
 
@@ -141,6 +138,6 @@ def leaderboard_json(registry: dict) -> dict:
         "badge_rules": registry.get("badge_rules", list(BADGES)),
         "models": [{**{f: e.get(f) for f in MODEL_FIELDS},
                     "aggregate_ci": (e.get("intervals") or {}).get("aggregate"),
-                    "group": group_key(e), "primary": e["entry_id"] in primaries}
+                    "group": model_key(e), "primary": e["entry_id"] in primaries}
                    for e in registry.get("models") or []],
     }

@@ -1,9 +1,10 @@
 """Publish stage: one page per registry entry (`model/<model_id>--<hash>.html`), pure HTML.
 
 Takes the entry's view (`data.entry_view`) and what `evidence` read from its run folders: the
-card from detect, pillar radar (drawn by `site.js` from the embedded data), per-task table,
-worst-scored items, edge metrics, energy and CO2, provenance, and links to the run's HTML
-reports and per-item logs. Every string is escaped.
+card from detect, pillar radar (drawn by `site.js` from the embedded data), the model's
+quantizations side by side (`site.quantizations`), per-task table, worst-scored items, edge
+metrics, energy and CO2, provenance, and links to the run's HTML reports and per-item logs.
+Every string is escaped.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from ..benchmarks import PILLARS
 from ..scoring import WEIGHTS
 from .data import SPEC_ROWS
 from .html import DASH, definitions, esc, fmt, fmt_bytes, fmt_ci, link, page, table
+from .quantizations import quantization_section
 
 CARD_ROWS = (("model_id", "Model id"), ("family", "Family"), ("hf_revision", "Revision"),
              ("parameters", "Parameters (declared)"), ("architecture", "Architecture"),
              ("context_length", "Context length"), ("license", "License"), ("quantization", "Quantization"),
-             ("submitted_by", "Submitted by"))
+             ("quantization_name", "Quantization (as listed)"), ("submitted_by", "Submitted by"))
 
 
 def fmt_value(value: object, digits: int = 1) -> str:
@@ -41,16 +43,28 @@ def card_section(v: dict, card: dict | None) -> str:
     items.append(("Categories", esc(", ".join(card.get("categories") or [])) or DASH))
     quants = card.get("quantizations") or []
     if quants:
-        items.append(("Published quantizations", esc("; ".join(
-            " ".join(str(q.get(k) or "") for k in ("name", "format", "source")) for q in quants))))
-    if weights:
-        items.append(("Weights", f"{esc(weights.get('kind'))}, {fmt_bytes(weights.get('size_bytes'))}, SHA-256 "
-                                 f"<code>{esc(weights.get('sha256'))}</code>"))
+        items.append(("Listed quantizations", esc("; ".join(f"{q.get('name')} ({listed_how(q)})" for q in quants))))
+    for key, label in (("weights", "Weights (evaluated)"), ("source_weights", "Submission's own weights")):
+        w = card.get(key) or {}
+        if w:
+            items.append((label, f"{esc(w.get('kind'))}, {fmt_bytes(w.get('size_bytes'))}, SHA-256 "
+                                 f"<code>{esc(w.get('sha256'))}</code>"))
+    conversion = card.get("conversion")
+    if conversion:
+        items.append(("Conversion", esc(f"llama.cpp (llama-cpp-python {conversion.get('llama_cpp_python')}) to "
+                                        f"{conversion.get('format')} in {conversion.get('seconds')} s")))
     detected = card.get("detected") or {}
     if detected:
         items.append(("Detected from the weights", esc(", ".join(f"{k}: {detected[k]}" for k in sorted(detected)))))
     source = "the model card detect wrote" if card is not v else "the registry (run folder not on this machine)"
     return f'<h2 id="card">Card</h2>\n<p class="note">From {source}.</p>\n' + definitions(items)
+
+
+def listed_how(q: dict) -> str:
+    """How a listed quantization is made: converted by llama.cpp, another GGUF file, or the weights as given."""
+    if q.get("convert"):
+        return f"the submission's GGUF converted by llama.cpp to {q['convert']}"
+    return f"GGUF file {q['gguf']}" if q.get("gguf") else "the weights as given"
 
 
 def pillar_section(v: dict) -> str:
@@ -151,21 +165,23 @@ def links_section(runs: list[dict]) -> str:
     return '<h2 id="reports">Reports and logs</h2>\n<ul class="links">' + "".join(parts) + "</ul>"
 
 
-def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: str) -> str:
-    """The model page. `evidence`: card, worst, energy_method, runs [{run_id, results, reports, samples}]."""
+def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: str, qset: dict | None = None) -> str:
+    """The model page. `evidence`: card, worst, energy_method, runs [{run_id, results, reports, samples}];
+    `qset`: the registry's set of quantizations holding this entry, if any."""
     badges = " ".join(f'<span class="badge">{esc(b)}</span>' for b in v.get("badges") or [])
     disputed = ' <span class="flag disputed">DISPUTED</span>' if v.get("disputed") else ""
     band = v.get("rank_range")
     tie = f" (tied {band[0]}\u2013{band[1]})" if band and band[0] != band[1] else ""
-    others = ", ".join(link(f"{s['slug']}.html", f"{s.get('quantization') or s['model_id']} \u00b7 limit "
+    others = ", ".join(link(f"{s['slug']}.html", f"{s.get('quantization_label') or s['model_id']} \u00b7 limit "
                                                  f"{s.get('limit')}/{s.get('limit_generative')}") for s in siblings)
     summary = (f'<p class="summary">Rank <b>{esc(v.get("rank") or DASH)}</b>{tie} \u00b7 aggregate '
                f'<b>{fmt(v.get("aggregate"))}</b> {fmt_ci(v.get("aggregate_ci"))} \u00b7 {esc(v.get("parameters"))} '
-               f'\u00b7 {esc(v.get("quantization") or "")} \u00b7 limit {esc(v.get("limit"))}/'
+               f'\u00b7 {esc(v.get("quantization_label") or "")} \u00b7 limit {esc(v.get("limit"))}/'
                f'{esc(v.get("limit_generative"))} {badges}{disputed}</p>\n'
                f'<p>{link("../compare.html#m=" + v["entry_id"], "Compare with others")}'
                + (f" \u00b7 other variants: {others}" if others else "") + "</p>")
-    body = (summary + card_section(v, evidence.get("card")) + pillar_section(v) + task_section(v)
+    body = (summary + card_section(v, evidence.get("card")) + pillar_section(v)
+            + quantization_section(qset, v["entry_id"]) + task_section(v)
             + worst_section(evidence["worst"]) + spec_section(v, evidence.get("energy_method"))
             + '<h2 id="provenance">Provenance</h2>\n'
             + "".join(provenance_section(r["run_id"], r["results"]) for r in evidence["runs"])

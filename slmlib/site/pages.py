@@ -2,13 +2,15 @@
 
 Rows and controls are rendered here with every string escaped; `leaderboard.js` sorts and
 filters them and keeps the view in the URL's fragment, `compare.js` draws the comparison of
-the models chosen on the compare page from the embedded data.
+the models chosen on the compare page from the embedded data, and shows the quantization
+table (rendered here, hidden) of a model two or more of whose quantizations are chosen.
 """
 
 from __future__ import annotations
 
 from ..plots import CHARTS
 from .html import DASH, esc, fmt, fmt_ci, link, page
+from .quantizations import quantization_table, settings_note
 
 
 def rank_cell(v: dict) -> str:
@@ -21,9 +23,9 @@ def rank_cell(v: dict) -> str:
     return text
 
 
-def model_cell(v: dict, variants: int) -> str:
+def model_cell(v: dict, variants: list[dict]) -> str:
     """Name linked to the model page, its source (Hugging Face repo), DISPUTED mark, and the button that
-    shows the other variants."""
+    shows the other variants (named by their quantizations)."""
     html = link(f"model/{v['slug']}.html", v.get("name") or v["model_id"], cls="model-link")
     if v.get("source_url"):
         html += "<br>" + link(v["source_url"], v["hf_repo"], cls="repo", external=True)
@@ -33,12 +35,13 @@ def model_cell(v: dict, variants: int) -> str:
         html += (' <span class="flag disputed" title="repeated runs disagree by more than 0.5 points on: '
                  f'{esc(", ".join(v.get("disputed_tasks") or []))}">DISPUTED</span>')
     if variants:
+        names = ", ".join(dict.fromkeys(w.get("quantization_label") or DASH for w in variants))
         html += (f' <button type="button" class="variants" aria-expanded="false" data-group="{esc(v["group"])}" '
-                 f'title="other quantizations and settings of this model">+{variants}</button>')
+                 f'title="other quantizations and settings of this model: {esc(names)}">+{len(variants)}</button>')
     return html
 
 
-def row(v: dict, pillars: list[str], variants: int = 0, variant: bool = False) -> str:
+def row(v: dict, pillars: list[str], variants: list[dict] = (), variant: bool = False) -> str:
     """One leaderboard row: a group's primary entry or (hidden until expanded) one of its variants."""
     badges = " ".join(f'<span class="badge">{esc(b)}</span>' for b in v.get("badges") or [])
     agg = fmt(v.get("aggregate"))
@@ -48,7 +51,7 @@ def row(v: dict, pillars: list[str], variants: int = 0, variant: bool = False) -
         f'<input type="checkbox" class="pick" value="{esc(v["entry_id"])}" '
         f'aria-label="compare {esc(v.get("name"))}">',
         rank_cell(v), model_cell(v, variants), esc(v.get("family") or ""),
-        esc(v.get("parameters") or ""), esc(v.get("quantization") or DASH), agg,
+        esc(v.get("parameters") or ""), esc(v.get("quantization_label") or DASH), agg,
         *(fmt(v["pillars"].get(p)) for p in pillars), badges, esc(v.get("license") or ""),
     ]
     num = {1, 4, 6, *range(7, 7 + len(pillars))}
@@ -61,7 +64,7 @@ def row(v: dict, pillars: list[str], variants: int = 0, variant: bool = False) -
 def header(pillars: list[str]) -> str:
     """Sortable column heads (buttons; `data-key` names the sort key `leaderboard.js` uses)."""
     cols = [("", None, False), ("Rank", "rank", True), ("Model", "name", False), ("Family", "family", False),
-            ("Params", "parameter_count", True), ("Quant.", "quantization", False),
+            ("Params", "parameter_count", True), ("Quant.", "quantization_label", False),
             ("Aggregate [95% CI]", "aggregate", True),
             *((p.capitalize(), f"pillar:{p}", True) for p in pillars),
             ("Badges", "badges", False), ("License", "license", False)]
@@ -103,7 +106,7 @@ def render_leaderboard(data: dict, reports_href: str) -> str:
         return page("Leaderboard", body, "index.html", reports_href=reports_href)
     rows = []
     for g in data["groups"]:
-        rows.append(row(entries[g["primary"]], pillars, len(g["variants"])))
+        rows.append(row(entries[g["primary"]], pillars, [entries[v] for v in g["variants"]]))
         rows.extend(row(entries[v], pillars, variant=True) for v in g["variants"])
     charts = "\n".join(f'<figure><img src="charts/{esc(name)}" alt="{esc(what)}" loading="lazy">'
                        f"<figcaption>{esc(what[0].upper() + what[1:])}.</figcaption></figure>"
@@ -122,11 +125,21 @@ def render_leaderboard(data: dict, reports_href: str) -> str:
     return page("Leaderboard", body, "index.html", scripts=("leaderboard.js",), reports_href=reports_href)
 
 
-def render_compare(data: dict, reports_href: str) -> str:
-    """compare.html: pick 2-4 entries (kept in the URL); `compare.js` draws the rest."""
+def quantization_sets(qsets: list[dict]) -> str:
+    """Every set of quantizations as a hidden section; `compare.js` shows a set when two or more of its
+    entries are chosen."""
+    return "".join(
+        f'<section class="quantization-set" data-entries="{esc(" ".join(v["entry_id"] for v in q["variants"]))}" '
+        f'hidden>\n<h3>{esc(q["name"])}</h3>\n' + settings_note(q) + quantization_table(q, "model/") + "</section>\n"
+        for q in qsets)
+
+
+def render_compare(data: dict, qsets: list[dict], reports_href: str) -> str:
+    """compare.html: pick 2-4 entries (kept in the URL); `compare.js` draws the rest. `qsets`: the registry's
+    quantizations section."""
     picks = "".join(
         f'<label class="pick-model"><input type="checkbox" value="{esc(eid)}"> {esc(v.get("name"))} '
-        f'<span class="muted">{esc(v.get("quantization") or "")} \u00b7 limit {esc(v.get("limit"))}/'
+        f'<span class="muted">{esc(v.get("quantization_label") or "")} \u00b7 limit {esc(v.get("limit"))}/'
         f'{esc(v.get("limit_generative"))} \u00b7 rank {esc(v.get("rank") or DASH)}</span></label>'
         for eid, v in ((eid, data["entries"][eid]) for eid in data["order"]))
     body = (
@@ -140,6 +153,7 @@ def render_compare(data: dict, reports_href: str) -> str:
         '<h2>Tasks</h2><p class="note">Normalized score per task with its 95% interval.</p>'
         '<div class="scroll"><svg id="task-bars" class="bars" role="img" aria-label="per-task scores"></svg></div>\n'
         '<h2>Significance</h2><div id="significance"></div>\n'
+        f'<div id="quantizations" hidden><h2>Quantizations</h2>\n{quantization_sets(qsets)}</div>\n'
         '<h2>Specifications</h2><p class="note">Best value in bold (lower is better for time, memory, energy '
         "and CO\u2082).</p><div id=\"specs\"></div>\n</section>"
     )

@@ -2,7 +2,7 @@
 
 Methodology: tasks per pillar (`suites.benchmark_table` over the benchmark registry), suites,
 normalization, pillar weights and their renormalization (`scoring`), intervals and tests
-(`uncertainty`), DISPUTED threshold (`registry`), size buckets and badge rules, the licence
+(`uncertainty`), how quantizations are compared (`quantizations`), DISPUTED threshold (`registry`), size buckets and badge rules, the licence
 allowlist (`submission.LICENSES`) and the data packs with versions and SHA-256
 (`datapacks.PACKS`). Submit: the validator's JSON Schema (`submission.json_schema`), the
 template submission as the worked example, and the commands. Nothing is typed twice, so the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from .. import ledger, submission, uncertainty
+from .. import ledger, quantizations, submission, uncertainty
 from ..benchmarks import PILLARS, all_benchmarks
 from ..datapacks import PACKS
 from ..registry import DISPUTE_POINTS
@@ -70,6 +70,8 @@ def render_methodology(registry_weights: dict[str, float] | None, reports_href: 
         ("Intervals", esc(f"{uncertainty.CONFIDENCE:.0%} {uncertainty.METHOD}; B = {uncertainty.RESAMPLES}, "
                           f"seed {uncertainty.SEED}")),
         ("Paired test", esc(uncertainty.TEST)), ("Rank bands and ties", esc(uncertainty.BANDS)),
+        ("Quantizations", esc(f"each listed quantization of a submission is its own run and entry; "
+                              f"{quantizations.METHOD}; size, memory and speed are shown beside them, never ranked")),
         ("Repeated runs", esc(f"runs of the same weights, suite, limits, seed and settings are one entry; per task "
                               f"the median over runs is reported; a spread above {DISPUTE_POINTS} points "
                               "(0\u2013100 scale) marks the entry DISPUTED")),

@@ -1,6 +1,8 @@
 // Compare: two to four entries chosen on the page (kept in the URL fragment, #m=id1,id2), drawn
 // from window.SLM: pillar radar overlay, per-task grouped bars with intervals, the paired
-// significance results of the aggregate stage, and spec rows with the best value in bold.
+// significance results of the aggregate stage, the quantization table of a model when two or
+// more of its quantizations are chosen (rendered in the page, shown here), and spec rows with
+// the best value in bold.
 (function () {
   "use strict";
   var data = window.SLM, S = window.SLMSite, entries = data.entries, MAX = 4;
@@ -28,7 +30,7 @@
   function labels() {
     var base = chosen.map(function (id) {
       var v = entries[id];
-      return v.name + (v.quantization ? " [" + v.quantization + "]" : "");
+      return v.name + (v.quantization_label ? " [" + v.quantization_label + "]" : "");
     });
     return base.map(function (b, i) {
       var v = entries[chosen[i]];
@@ -122,7 +124,7 @@
 
   function drawSpecs(names) {
     var rows = [];
-    [["Rank", "rank"], ["Family", "family"], ["Quantization", "quantization"], ["License", "license"],
+    [["Rank", "rank"], ["Family", "family"], ["Quantization", "quantization_label"], ["License", "license"],
       ["Items (limit)", "limit"]].forEach(function (r) {
       rows.push([{text: r[0]}].concat(chosen.map(function (id) {
         var x = entries[id][r[1]];
@@ -141,6 +143,16 @@
     var box = document.getElementById("specs");
     S.clear(box);
     box.appendChild(table([""].concat(names), rows));
+  }
+
+  function showQuantizations() {
+    var shown = 0;
+    Array.prototype.forEach.call(document.querySelectorAll("#quantizations section.quantization-set"), function (s) {
+      var hits = s.getAttribute("data-entries").split(" ").filter(function (id) { return chosen.indexOf(id) >= 0; });
+      s.hidden = hits.length < 2;
+      shown += s.hidden ? 0 : 1;
+    });
+    document.getElementById("quantizations").hidden = shown === 0;
   }
 
   function specRow(label, unit, better, digits, get) {
@@ -168,6 +180,7 @@
     drawRadar(names);
     drawBars(names);
     drawSignificance(names);
+    showQuantizations();
     drawSpecs(names);
   }
 

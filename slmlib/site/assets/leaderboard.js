@@ -125,7 +125,7 @@
   Array.prototype.forEach.call(table.tHead.querySelectorAll("button[data-key]"), function (button) {
     button.addEventListener("click", function () {
       var key = button.getAttribute("data-key"), same = (state.sort || "rank") === key;
-      var textual = ["name", "family", "quantization", "license", "hf_repo", "rank"].indexOf(key) >= 0;
+      var textual = ["name", "family", "quantization_label", "license", "hf_repo", "rank"].indexOf(key) >= 0;
       state.dir = same ? (state.dir === "desc" ? "asc" : "desc") : (textual ? "asc" : "desc");
       state.sort = key === "rank" && state.dir === "asc" ? "" : key;
       if (!state.sort) { state.dir = ""; }
