@@ -70,6 +70,8 @@ class LlamaCppLM(TemplateLM):
         cp.n_ctx, cp.n_batch, cp.n_ubatch = max_length, N_BATCH, N_BATCH
         cp.n_threads = cp.n_threads_batch = self.threads
         cp.n_seq_max, cp.kv_unified, cp.swa_full = N_SEQ, True, True  # choices share their context's cells
+        cp.type_k = cp.type_v = llama_cpp.GGML_TYPE_F32  # keys and values as computed
+        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # its CPU kernel rounds queries to f16
         self.context = _internals.LlamaContext(model=self.model, params=cp, verbose=False)
         self.ctx, self.mem = self.context.ctx, self.context.memory
         self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
