@@ -27,7 +27,7 @@ def both(tmp_path_factory):
     from lm_eval import simple_evaluate
 
     out = tmp_path_factory.mktemp("real")
-    card, report = detect.detect_submission(SUBMISSION)
+    card, report = detect.detect_submission(SUBMISSION, quantization="Q4_1")  # the shipped GGUF
     assert report.ok, report.errors
     p = params.validate({"tasks": list(TASKS), "limit": 12, "limit_generative": 4, "run_id": "real"})
     ours = runs.evaluate_run(p, card, out / "real", progress=False)
