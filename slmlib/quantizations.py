@@ -76,11 +76,12 @@ def compare_quantizations(entries: list[dict], replicates: dict) -> list[dict]:
 
 def variant_row(entry: dict, ref: dict, replicates: dict, ambiguous: bool = False) -> dict:
     """One quantization beside the reference: its figures, and (except for the reference) its differences.
-    `ambiguous`: another entry of the set has the same name, so the dtype is added to it."""
+    `ambiguous`: another entry of the set has the same name, so the hf backend's dtype (else the model id)
+    is added to it."""
     edge = entry.get("edge") or {}
     name = variant_name(entry)
     if ambiguous:
-        name += f" ({(entry.get('settings') or {}).get('dtype')})"
+        name += f" ({(entry.get('settings') or {}).get('dtype') or entry['model_id']})"
     size = edge.get("size_bytes") or (entry.get("weights") or {}).get("size_bytes")
     return {"entry_id": entry["entry_id"], "name": name, "quantization": entry.get("quantization"),
             "reference": entry is ref, "size_bytes": size, **{k: edge.get(k) for k in SIDE_BY_SIDE},

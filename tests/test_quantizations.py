@@ -214,6 +214,18 @@ def test_each_quantization_against_the_highest_precision():
     assert q4["aggregate"]["significant"] and q4["aggregate"]["difference"] < 0 and q4["aggregate"]["p_value"] < 0.05
 
 
+def test_the_default_models_three_llama_cpp_runs_are_one_set():
+    """Settings as the llama.cpp backend records them (no dtype; the file's format): BF16 and F32
+    converted from the shipped Q4_1, and Q4_1, side by side against F32."""
+    made = [quant_run(q, skill) for q, skill in (("BF16", 0.55), ("F32", 0.56), ("Q4_1", 0.4))]
+    for run, _ in made:
+        run["settings"] = {"backend": "llamacpp", "format": run["model_card"]["quantization"], "threads": 2,
+                           "llama_cpp_python": "0.3.36", "apply_chat_template": "auto", "seed": 1234}
+    (qset,) = build(*made)["quantizations"]
+    assert [v["name"] for v in qset["variants"]] == ["F32", "BF16", "Q4_1"] and qset["backend"] == "llamacpp"
+    assert all(v["differences"]["aggregate"]["paired"] for v in qset["variants"][1:])
+
+
 @pytest.mark.parametrize("quants, reference", [(["Q4_1", "Q8_0", "BF16"], "BF16"), (["Q4_K_M", "Q8_0"], "Q8_0"),
                                                (["Q4_1", "F16", "bfloat16"], "bfloat16"), (["Q4_1", "Q2_K"], "Q2_K")])
 def test_the_reference_is_the_highest_precision_present(quants, reference):
