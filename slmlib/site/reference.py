@@ -88,6 +88,10 @@ def render_methodology(registry_weights: dict[str, float] | None, reports_href: 
             ("Weights", esc(", ".join(f"{p} {weights.get(p, 0.0):.2f}" for p in PILLARS)
                             + f" (sum {sum(weights.values()):.2f})")),
             ("Hardware", "time, memory, energy and CO\u2082 are recorded and shown, never part of the rank"),
+            ("Backend", "lm-eval builds the requests and scores the answers; llama.cpp computes them for GGUF "
+                        "weights (same tokenizer and token ids as lm-eval's hf backend; shared prefixes evaluated "
+                        "once), transformers for Hugging Face directories and LoRA adapters; each entry records "
+                        "its backend, file type and threads"),
         ]) + differs
         + '<h2 id="tasks">Tasks per pillar</h2>\n' + pillar_tables(weights)
         + '<h2 id="suites">Suites</h2>\n' + table(["Suite", "Tasks"], suites)
