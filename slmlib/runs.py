@@ -36,12 +36,30 @@ def settings_of(p, card: dict) -> dict:
     common = {"apply_chat_template": p.apply_chat_template, "seed": p.seed}
     if backend == "hf":
         return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, **common}
-    return {"backend": "llamacpp", "format": card.get("quantization"), "threads": llamacpp_threads(),
+    return {"backend": "llamacpp", "format": card.get("quantization"),
             "llama_cpp_python": md.version("llama_cpp_python"), **common}
 
 
 def llamacpp_threads() -> int:
-    return os.cpu_count() or 1
+    """The cores this process may use, less those other processes keep busy right now. llama.cpp's
+    threads wait for each other by spinning, so a thread sharing its core stalls every step:
+    ARC-Challenge took 113 s with 2 threads and 18 s with 1 on a busy 2-core machine. Results do
+    not depend on the count (identical log-likelihoods with 1 and 2)."""
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(cores, int(cores - busy_cores() + 0.5)))
+
+
+def busy_cores(seconds: float = 0.5) -> float:
+    """How many cores other processes use, from /proc/stat over `seconds` (this process sleeps)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all ticks, idle + iowait ticks
+
+    (total0, idle0), _, (total1, idle1) = sample(), time.sleep(seconds), sample()
+    if total1 <= total0:
+        return 0.0
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
 
 
 def uses_chat_template(mode: bool | str, card: dict, bench) -> bool:
@@ -114,7 +132,8 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             chat = uses_chat_template(p.apply_chat_template, card, prep.bench)
             with energy.track(p.energy_country) as used:
                 record, rows = evaluate.run_task(lm, prep, p.seed, chat)
-            record.update(settings=settings, energy=used)
+            record.update(settings=settings, energy=used,
+                          **({"threads": lm.threads} if settings["backend"] == "llamacpp" else {}))
             evaluate.save_task(run_path, record, rows)
             records[name] = record
             print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
@@ -126,7 +145,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
                    **edge.measure_edge(generate_seconds, tokenizer, card.get("context_length")),
                    "backend": settings["backend"],
                    **({"dtype": p.dtype} if settings["backend"] == "hf" else
-                      {"format": settings["format"], "threads": settings["threads"]}),
+                      {"format": settings["format"], "threads": lm.threads}),
                    "system": provenance.system_info()}
         artifacts.write_json(edge_path, figures)
         if settings["backend"] == "llamacpp":

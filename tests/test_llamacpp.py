@@ -105,3 +105,28 @@ def test_conversion_is_cached_and_recorded(f32):
     assert weights.sha256 == models.datapacks.sha256_file(weights.path)
     with pytest.raises(models.WeightsError, match="cannot convert to 'Q3'"):
         models.convert_gguf(models.resolve_weights(DEFAULT_WEIGHTS), "Q3")
+
+
+@pytest.mark.parametrize("busy, expected", [(0.0, 2), (0.4, 2), (0.6, 1), (1.0, 1), (2.0, 1)])
+def test_threads_leave_busy_cores_alone(monkeypatch, busy, expected):
+    monkeypatch.setattr(runs.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(runs, "busy_cores", lambda: busy)
+    assert runs.llamacpp_threads() == expected
+
+
+def test_busy_cores_sees_a_busy_process():
+    import multiprocessing
+
+    quiet = runs.busy_cores(0.3)
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    spinner.start()
+    try:
+        busy = runs.busy_cores(1.0)
+    finally:
+        spinner.kill()
+    assert 0.0 <= quiet <= 2.0 and busy > 0.6
+
+
+def _spin():
+    while True:
+        pass
