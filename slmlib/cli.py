@@ -1,4 +1,5 @@
-"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report,screenshots}` (a thin layer over slmlib)."""
+"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report,screenshots,agree,bench}`
+(a thin layer over slmlib)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,31 @@ def cmd_screenshots(args) -> int:
     return 0
 
 
+def cmd_agree(args) -> int:
+    """llama.cpp against transformers float32 on the same requests; exit 1 unless every item agrees."""
+    from . import agreement, artifacts
+
+    report = agreement.check_agreement(agreement.default_weights(), args.format, args.tasks, args.limit,
+                                       args.limit_generative, args.seed, log=lambda m: print(m, file=sys.stderr))
+    print(agreement.format_table(report))
+    if args.json:
+        print(f"wrote {artifacts.write_json(Path(args.json), report)}")
+    return 0 if agreement.all_agree(report) else 1
+
+
+def cmd_bench(args) -> int:
+    """Scoring and decoding speed of each backend, each in its own process; writes docs/bench.{json,md}."""
+    from . import bench
+
+    limit = args.limit or bench.LIMIT
+    report = bench.run_bench(limit, command=f"python -m slmlib bench --limit {limit}",
+                             log=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True))
+    for path in bench.write_bench(report):  # the JSON first: the measurements survive any rendering error
+        print(f"wrote {path}")
+    print(bench.markdown(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m slmlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +206,21 @@ def main(argv: list[str] | None = None) -> int:
     shots.add_argument("site_dir", nargs="?", help="the site folder (default reports/site)")
     shots.add_argument("--out", help="where to write the PNGs (default <site>/screenshots)")
     shots.set_defaults(func=cmd_screenshots)
+    defaults = params.StudyParams()
+    agree = sub.add_parser("agree", help="check that llama.cpp picks the answers transformers float32 picks")
+    agree.add_argument("--format", nargs="+", default=["F16"], help="GGUF formats to check (default F16, the default model's; "
+                       "the shipped file's own format, e.g. Q4_1, uses it as shipped)")
+    agree.add_argument("--tasks", nargs="+", help="tasks of the embedded suite (default: all)")
+    agree.add_argument("--limit", type=int, default=defaults.limit,
+                       help="items per multiple-choice task (default %(default)s)")
+    agree.add_argument("--limit-generative", type=int, default=defaults.limit_generative,
+                       help="prompts per generative task (default %(default)s)")
+    agree.add_argument("--seed", type=int, default=defaults.seed, help="item sampling seed (default %(default)s)")
+    agree.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    agree.set_defaults(func=cmd_agree)
+    bench_ = sub.add_parser("bench", help="time each backend on the same requests (docs/bench.md)")
+    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20: ~10-15 min)")
+    bench_.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

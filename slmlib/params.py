@@ -40,7 +40,7 @@ class StudyParams:
     suite: str = "embedded"  # evaluate: "embedded" (offline, the default) or "standard" (lm-eval's Hub tasks; online)
     tasks: list[str] = field(default_factory=list)  # evaluate: task subset; [] = every task of the suite
     limit: int | None = 80  # evaluate: items per multiple-choice task (stratified, seeded); None = all
-    limit_generative: int | None = 16  # evaluate: items per generative task; None = same as limit
+    limit_generative: int | None = 80  # evaluate: items per generative task; None = same as limit
     seed: int = 1234  # evaluate: sampling, few-shot and torch seed
     batch_size: int = 8  # evaluate: lm-eval batch size (8 is ~2x faster than "auto" on 2 cores)
     dtype: str = "float32"  # evaluate (hf backend): float32 (reference) or bfloat16

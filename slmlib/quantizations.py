@@ -14,12 +14,12 @@ from __future__ import annotations
 from . import artifacts, uncertainty
 from .benchmarks import PILLARS
 
-PRECISION = ("F32", "BF16", "F16", "Q8_0")  # highest first; every other quantization ranks below these
+PRECISION = ("F32", "F16", "BF16", "Q8_0")  # most precise first (F16 keeps 3 more mantissa bits than BF16); the rest below
 DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}  # a Hugging Face directory's torch dtype
 SIDE_BY_SIDE = ("peak_rss_mb", "load_seconds", "decode_tokens_per_s")  # edge figures shown next to the scores
 TEST_KEYS = ("difference", "difference_ci", "p_value", "p_a_above_b", "paired", "significant")  # of uncertainty.compare
 METHOD = ("entries of one model (same Hugging Face repo, else model id) with the same suite, limits, seed, "
-          "backend and chat template are compared with the highest precision among them (F32 > BF16 > F16 > "
+          "backend and chat template are compared with the highest precision among them (F32 > F16 > BF16 > "
           "Q8_0 > the rest): per pillar and for the aggregate, variant minus reference with the paired "
           "bootstrap on the same items (95% interval of the difference, p-value, significant at p < 0.05)")
 
@@ -37,7 +37,7 @@ def comparison_key(entry: dict) -> tuple:
 
 
 def precision_rank(entry: dict) -> int:
-    """0 for F32, 1 for BF16, ... (`PRECISION`); len(PRECISION) for any other quantization."""
+    """0 for F32, 1 for F16, ... (`PRECISION`); len(PRECISION) for any other quantization."""
     quant = str(entry.get("quantization") or "")
     quant = DTYPES.get(quant, quant.upper())
     return PRECISION.index(quant) if quant in PRECISION else len(PRECISION)

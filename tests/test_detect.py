@@ -20,7 +20,7 @@ DEFAULT_SUBMISSION = ROOT / "params" / "submissions" / "smollm2-135m-instruct.ya
 
 @pytest.fixture(scope="module")
 def default_card():
-    """The default submission's card: its first quantization, BF16, converted by llama.cpp from the shipped
+    """The default submission's card: its first quantization, F16, converted by llama.cpp from the shipped
     GGUF (once, then cached; reading the GGUF takes ~2 s: once per module)."""
     return detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml")
 
@@ -33,7 +33,7 @@ def test_default_submission_card(default_card):
     assert card["parameters"] == "135M"
     assert card["architecture"] == "llama"
     assert card["context_length"] == 8192
-    assert (card["quantization_name"], card["quantization"]) == ("BF16", "BF16")
+    assert (card["quantization_name"], card["quantization"]) == ("F16", "F16")
     assert card["license"] == "apache-2.0"
     assert card["categories"] == ["instruct"]
     assert card["has_chat_template"] is True
@@ -42,7 +42,7 @@ def test_default_submission_card(default_card):
     assert card["weights"]["size_bytes"] == Path(card["weights"]["path"]).stat().st_size
     shipped = card["source_weights"]
     assert shipped["sha256"].startswith("b179c952") and shipped["size_bytes"] == 98_362_432
-    assert card["conversion"]["format"] == "BF16" and card["conversion"]["source_sha256"] == shipped["sha256"]
+    assert card["conversion"]["format"] == "F16" and card["conversion"]["source_sha256"] == shipped["sha256"]
     assert card["conversion"]["llama_cpp_python"] and card["conversion"]["seconds"] > 0
     json.dumps(card)  # the card is plain JSON
 

@@ -227,7 +227,7 @@ def test_the_default_models_three_llama_cpp_runs_are_one_set():
 
 
 @pytest.mark.parametrize("quants, reference", [(["Q4_1", "Q8_0", "BF16"], "BF16"), (["Q4_K_M", "Q8_0"], "Q8_0"),
-                                               (["Q4_1", "F16", "bfloat16"], "bfloat16"), (["Q4_1", "Q2_K"], "Q2_K")])
+                                               (["Q4_1", "BF16", "float16"], "float16"), (["Q4_1", "Q2_K"], "Q2_K")])
 def test_the_reference_is_the_highest_precision_present(quants, reference):
     registry = build(*(quant_run(q, 0.5) for q in quants), resamples=20)
     (qset,) = registry["quantizations"]
@@ -277,8 +277,9 @@ def test_quantization_all_runs_detect_and_evaluate_per_quantization_then_aggrega
     monkeypatch.setattr(runner, "run_stage", lambda stage, p, progress=True: ran.append((stage, p.resolved_run_id())))
     monkeypatch.setattr(runner, "write_reports_index", lambda: None)
     p = params.load(submission.SCHEMA_PATH.parent / "quantizations.yaml", run_id="q")
-    assert runner.run_plan(p, progress=False) == ["q__bf16", "q__f32", "q__q4_1"]
-    assert ran == [("detect", "q__bf16"), ("evaluate", "q__bf16"), ("detect", "q__f32"), ("evaluate", "q__f32"),
-                   ("detect", "q__q4_1"), ("evaluate", "q__q4_1"), ("aggregate", "q__q4_1"), ("publish", "q__q4_1")]
+    runs_ = ["q__f16", "q__f32", "q__bf16", "q__q4_1"]
+    assert runner.run_plan(p, progress=False) == runs_
+    assert ran == [(stage, r) for r in runs_ for stage in ("detect", "evaluate")] + [
+        ("aggregate", "q__q4_1"), ("publish", "q__q4_1")]
     with pytest.raises(params.ParamsError, match='"all" runs each listed quantization'):
         runner.run_study(p, progress=False)
