@@ -1,10 +1,10 @@
 """`make bench`: how fast each backend scores and decodes on this machine (a measurement, not a test).
 
 The multiple-choice requests of the default suite (`agreement.build_requests`, a small limit) go
-through lm-eval's hf backend (float32 at batch 8 and 32, bfloat16 at batch 8) and the llama.cpp
-backend (F16, the default, the shipped Q4_1 file, BF16 and F32 conversions with prefix reuse,
-and F16 without it to show what reuse buys), each configuration in a fresh process so that its peak memory is its
-own. Greedy decoding is set against its ceiling: the measured memory read bandwidth over the bytes
+through lm-eval's hf backend (float32 at batch 8 and 32, bfloat16 at batch 8), the study's hf
+backend with shared prefixes (`hfprefix`, float32 at batch 8) and the llama.cpp backend (F16, the
+default, the shipped Q4_1 file, BF16 and F32 conversions with prefix reuse, and F16 without it to
+show what reuse buys), each configuration in a fresh process so that its peak memory is its own. Greedy decoding is set against its ceiling: the measured memory read bandwidth over the bytes
 of weights read per token. Reads the model and the pinned data; `write_bench` writes
 docs/bench.json and docs/bench.md.
 """
@@ -25,6 +25,7 @@ CONFIGS = {  # name -> backend settings; "decode": also measure greedy decoding
     "hf float32 b8": {"backend": "hf", "dtype": "float32", "batch_size": 8, "decode": True},
     "hf float32 b32": {"backend": "hf", "dtype": "float32", "batch_size": 32},
     "hf bfloat16 b8": {"backend": "hf", "dtype": "bfloat16", "batch_size": 8, "decode": True},
+    "hf float32 b8 shared": {"backend": "hf", "dtype": "float32", "batch_size": 8, "share_prefixes": True},
     "llama.cpp F16": {"backend": "llamacpp", "format": "F16", "decode": True},
     "llama.cpp Q4_1": {"backend": "llamacpp", "format": "Q4_1", "decode": True},
     "llama.cpp BF16": {"backend": "llamacpp", "format": "BF16", "decode": True},
@@ -82,7 +83,8 @@ def open_backend(config: dict, weights: models.Weights):
 
         model.register_forward_pre_hook(count, with_kwargs=True)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        return (evaluate.make_lm(model, tokenizer, config["batch_size"]), tokenizer, counters, weight_bytes,
+        lm = evaluate.make_lm(model, tokenizer, config["batch_size"], share_prefixes=config.get("share_prefixes", False))
+        return (lm, tokenizer, counters, weight_bytes,
                 edge.hf_generator(model, tokenizer))
     import gguf
 

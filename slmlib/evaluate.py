@@ -76,12 +76,15 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def make_lm(model, tokenizer, batch_size: int, max_length: int | None = None):
-    """Wrap an already-loaded transformers model in lm-eval's hf backend (on the CPU)."""
+def make_lm(model, tokenizer, batch_size: int, max_length: int | None = None, share_prefixes: bool = False):
+    """Wrap an already-loaded transformers model in lm-eval's hf backend (on the CPU); with
+    `share_prefixes`, the variant that evaluates each shared context once (`hfprefix`)."""
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device="cpu",
-                max_length=max_length)
+    from .hfprefix import SharedPrefixHFLM
+
+    cls = SharedPrefixHFLM if share_prefixes else HFLM
+    return cls(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device="cpu", max_length=max_length)
 
 
 @functools.cache

@@ -51,6 +51,26 @@ def log_softmax_at(row: np.ndarray, token: int) -> tuple[float, bool]:
     return float(row[token]) - lse, int(row.argmax()) == token
 
 
+def prefix_groups(pairs, max_length: int) -> tuple[list[tuple], list[tuple[list[int], list[int]]]]:
+    """Loglikelihood requests [(context ids, continuation ids)] as lm-eval's hf backend feeds them
+    (context + continuation cut on the left to `max_length` + 1, last token dropped), split into
+    (prefix through the first scored position, the rest of the input, continuation) per request;
+    and the groups of requests with the same prefix [(prefix, request indices)], sorted so that
+    shared prefixes are adjacent."""
+    items = []
+    for ctx, cont in pairs:
+        inp = (ctx + cont)[-(max_length + 1):][:-1]
+        first = len(inp) - len(cont)
+        items.append((inp[:first + 1], inp[first + 1:], cont))
+    groups: list[tuple[list[int], list[int]]] = []
+    for i in sorted(range(len(items)), key=lambda i: items[i][:2]):
+        if groups and groups[-1][0] == items[i][0]:
+            groups[-1][1].append(i)
+        else:
+            groups.append((items[i][0], [i]))
+    return items, groups
+
+
 @register_model("slm-llamacpp")
 class LlamaCppLM(TemplateLM):
     """A GGUF file evaluated by llama.cpp on the CPU, tokenized by `tokenizer` (transformers)."""
@@ -126,21 +146,10 @@ class LlamaCppLM(TemplateLM):
         """Sum of log-probabilities of each continuation and whether greedy decoding gives it, with
         the input truncated on the left to `max_length` as the hf backend does. Requests sharing a
         context are scored together: the context once, each continuation on its cached cells."""
-        items = []  # (context through the first scored position, rest of the input, continuation)
-        for _, ctx, cont in requests:
-            inp = (ctx + cont)[-(self.max_length + 1):][:-1]
-            first = len(inp) - len(cont)
-            items.append((inp[:first + 1], inp[first + 1:], cont))
-        order = sorted(range(len(items)), key=lambda i: items[i][:2])  # shared prefixes adjacent
+        items, groups = prefix_groups([(ctx, cont) for _, ctx, cont in requests], self.max_length)
         out: list[tuple[float, bool]] = [(0.0, False)] * len(items)
         bar = tqdm(total=len(items), desc="loglikelihood (llama.cpp)", disable=disable_tqdm)
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while end < len(order) and items[order[end]][0] == items[order[start]][0]:
-                end += 1
-            group = order[start:end]
-            prefix = items[group[0]][0]
+        for prefix, group in groups:
             for i, rows in zip(group, self.score_group(prefix, [items[i][1] for i in group])):
                 total, greedy = 0.0, True
                 for row, tok in zip(rows, items[i][2]):
@@ -148,7 +157,6 @@ class LlamaCppLM(TemplateLM):
                     total, greedy = total + lp, greedy and top
                 out[i] = (total, greedy)
             bar.update(len(group))
-            start = end
         bar.close()
         return out
 

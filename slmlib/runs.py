@@ -35,7 +35,7 @@ def settings_of(p, card: dict) -> dict:
     backend = backend_of(p, card)
     common = {"apply_chat_template": p.apply_chat_template, "seed": p.seed}
     if backend == "hf":
-        return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, **common}
+        return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, "shared_prefixes": True, **common}
     return {"backend": "llamacpp", "format": card.get("quantization"),
             "llama_cpp_python": md.version("llama_cpp_python"), **common}
 
@@ -184,7 +184,8 @@ def load_backend(backend: str, p, card: dict, weights: models.Weights):
         model, adapter_s = adapters.apply(model, card["adapter"])
         print(f"[evaluate] LoRA adapter {card['adapter']['path']} applied and merged in {adapter_s:.1f} s",
               flush=True)
-    return evaluate.make_lm(model, tokenizer, p.batch_size), tokenizer, load_s, edge.hf_generator(model, tokenizer)
+    lm = evaluate.make_lm(model, tokenizer, p.batch_size, share_prefixes=True)
+    return lm, tokenizer, load_s, edge.hf_generator(model, tokenizer)
 
 
 def size_bytes(card: dict) -> int | None:

@@ -46,7 +46,7 @@ def test_four_stages_write_every_artifact_and_nbval_reproduces_them(tiny_study, 
     prov = results["provenance"]
     for key in ("slmlib", "lm_eval", "transformers", "torch", "data_packs", "system"):
         assert prov[key], key
-    assert results["settings"] == {"backend": "hf", "dtype": "float32", "batch_size": 2,
+    assert results["settings"] == {"backend": "hf", "dtype": "float32", "batch_size": 2, "shared_prefixes": True,
                                    "apply_chat_template": "auto", "seed": 1234}
     assert results["model_card"]["weights"]["sha256"] == card["weights"]["sha256"]
     assert results["energy"]["kwh"] > 0 and results["energy"]["tasks"] == len(TASKS)
