@@ -309,7 +309,7 @@ def test_estimate_with_calibration_and_history(tmp_path):
     est = report.estimate
     assert est["method"].startswith("scored: calibration: matmul") and set(est["tasks"]) == {"arc_challenge", "arithmetic"}
     assert est["tasks"]["arc_challenge"]["items"] == 4 and est["tasks"]["arc_challenge"]["scored"] > 0
-    assert est["tasks"]["arithmetic"]["generated"] == 16 * 24  # limit_generative items x max_gen_toks
+    assert est["tasks"]["arithmetic"]["generated"] == 80 * 24  # limit_generative items x max_gen_toks
     assert detect.estimate_frame(report)["task"].tolist() == ["arc_challenge", "arithmetic"]
     # an earlier run on this machine: its recorded seconds become the throughput
     prep = suites.prepare_task("arc_challenge", 4, 1234)

@@ -178,7 +178,7 @@ def test_load_reports_the_file_in_errors(tmp_path):
 
 
 def test_resolved_run_id_is_derived_from_submission_suite_limit_and_quantization():
-    assert DEFAULTS.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80__bf16"  # the first listed
+    assert DEFAULTS.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80__f16"  # the first listed
     q4 = params.validate({"quantization": "Q4_1"})
     assert q4.resolved_run_id() == "smollm2-135m-instruct__embedded__limit80__q4_1"
     p = params.validate({"submission": "elsewhere/other-model.yaml", "limit": None})
@@ -192,7 +192,7 @@ def test_resolved_run_id_given_wins():
 def test_stage_values_returns_exactly_the_requested_names():
     p = params.validate({"limit": 3, "seed": 9})
     assert params.stage_values(p, ["run_id", "limit", "seed"]) == {
-        "run_id": "smollm2-135m-instruct__embedded__limit3__bf16", "limit": 3, "seed": 9}
+        "run_id": "smollm2-135m-instruct__embedded__limit3__f16", "limit": 3, "seed": 9}
     assert params.stage_values(p, ["site_dir"]) == {"site_dir": ""}
     assert params.stage_values(p, []) == {}
     with pytest.raises(KeyError):
@@ -213,11 +213,11 @@ def test_quantization_all_is_one_run_per_listed_quantization():
     with pytest.raises(ParamsError, match='quantization: "all" runs each listed quantization as its own run'):
         p.resolved_run_id()
     plan = params.per_quantization(p)
-    assert [q.quantization for q in plan] == ["BF16", "F32", "Q4_1"]
+    assert [q.quantization for q in plan] == ["F16", "F32", "BF16", "Q4_1"]
     assert [q.resolved_run_id() for q in plan] == [f"smollm2-135m-instruct__embedded__limit3__{n}"
-                                                   for n in ("bf16", "f32", "q4_1")]
+                                                   for n in ("f16", "f32", "bf16", "q4_1")]
     given = params.per_quantization(params.validate({"quantization": "all", "run_id": "mine"}))
-    assert [q.resolved_run_id() for q in given] == ["mine__bf16", "mine__f32", "mine__q4_1"]
+    assert [q.resolved_run_id() for q in given] == ["mine__f16", "mine__f32", "mine__bf16", "mine__q4_1"]
     assert params.per_quantization(DEFAULTS) == [DEFAULTS]
     with pytest.raises(ParamsError, match="lists no model.quantizations"):
         params.per_quantization(params.validate({"quantization": "all", "submission": "nowhere/x.yaml"}))
