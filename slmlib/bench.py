@@ -34,7 +34,7 @@ CONFIGS = {  # name -> backend settings; "decode": also measure greedy decoding
 }
 BASELINE = "hf float32 b8"  # raw lm-eval, the study's reference
 DEFAULT = "llama.cpp F16"  # the study's default configuration (the default model's first quantization)
-LIMIT = 20  # items per multiple-choice task: the whole bench takes ~10-15 minutes on 2 quiet cores
+LIMIT = 20  # items per multiple-choice task: the whole bench took 17.7 minutes on 2 quiet cores
 DECODE_PROMPT, DECODE_NEW, REPEATS = 100, 128, 3  # greedy decoding: prompt tokens, new tokens, runs (median)
 BANDWIDTH_BYTES = 2**30  # array size for the bandwidth measurement (far above any cache)
 OUT_DIR = paths.REPO_ROOT / "docs"

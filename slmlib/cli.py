@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     agree.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     agree.set_defaults(func=cmd_agree)
     bench_ = sub.add_parser("bench", help="time each backend on the same requests (docs/bench.md)")
-    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20: ~10-15 min)")
+    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20: ~18 min on 2 quiet cores)")
     bench_.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     try:
