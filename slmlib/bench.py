@@ -4,9 +4,13 @@ The multiple-choice requests of the default suite (`agreement.build_requests`, a
 through lm-eval's hf backend (float32 at batch 8 and 32, bfloat16 at batch 8), the study's hf
 backend with shared prefixes (`hfprefix`, float32 at batch 8) and the llama.cpp backend (F16, the
 default, the shipped Q4_1 file, BF16 and F32 conversions with prefix reuse, and F16 without it to
-show what reuse buys), each configuration in a fresh process so that its peak memory is its own. Greedy decoding is set against its ceiling: the measured memory read bandwidth over the bytes
-of weights read per token. Reads the model and the pinned data; `write_bench` writes
-docs/bench.json and docs/bench.md.
+show what reuse buys), each configuration in a fresh process so that its peak memory is its own.
+Greedy decoding is timed afterwards in paired rounds (every decoding configuration once per
+round, one after another) so that a slow minute on a shared machine hits a round's baseline and
+default alike: the report gives each configuration's median over the rounds, its range, and the
+median of the per-round ratios; decoding is set against its ceiling, the measured memory read
+bandwidth over the bytes of weights read per token. Reads the model and the pinned data;
+`write_bench` writes docs/bench.json and docs/bench.md.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ CONFIGS = {  # name -> backend settings; "decode": also measure greedy decoding
 BASELINE = "hf float32 b8"  # raw lm-eval, the study's reference
 DEFAULT = "llama.cpp F16"  # the study's default configuration (the default model's first quantization)
 LIMIT = 20  # items per multiple-choice task: the whole bench took 17.7 minutes on 2 quiet cores
-DECODE_PROMPT, DECODE_NEW, REPEATS = 100, 128, 3  # greedy decoding: prompt tokens, new tokens, runs (median)
+DECODE_PROMPT, DECODE_NEW = 100, 128  # greedy decoding: prompt tokens, new tokens
+ROUNDS = 5  # decoding rounds, each a fresh process per configuration timing one decode after a warm-up
 BANDWIDTH_BYTES = 2**30  # array size for the bandwidth measurement (far above any cache)
 OUT_DIR = paths.REPO_ROOT / "docs"
 
@@ -97,8 +102,8 @@ def open_backend(config: dict, weights: models.Weights):
 
 
 def run_config(config: dict, tasks: list[str], limit: int, seed: int) -> dict:
-    """One configuration (in its own process): score every task's requests, then decode; times,
-    token counts, threads, the chosen answers, peak memory."""
+    """One configuration (in its own process): score every task's requests; times, token counts,
+    threads, the chosen answers, peak memory."""
     import torch
 
     evaluate.set_offline_env()
@@ -106,7 +111,7 @@ def run_config(config: dict, tasks: list[str], limit: int, seed: int) -> dict:
     weights = agreement.default_weights()
     requests = {n: agreement.build_requests(n, limit, seed)[1] for n in tasks}
     start = time.perf_counter()
-    lm, tokenizer, counters, weight_bytes, generate_seconds = open_backend(config, weights)
+    lm, _, counters, _, _ = open_backend(config, weights)
     load_seconds = time.perf_counter() - start
     wall, answers = 0.0, {}
     for n, reqs in requests.items():
@@ -116,21 +121,44 @@ def run_config(config: dict, tasks: list[str], limit: int, seed: int) -> dict:
         answers[n] = {d: int(v.argmax()) for d, v in agreement.scores_by_item(reqs, lls).items()}
     evaluated = counters.evaluated
     requested = sum(len(lm.tok_encode(r.args[0] + r.args[1])) for reqs in requests.values() for r in reqs)
-    decode = None
-    if config.get("decode"):
-        figures = edge.measure_edge(generate_seconds, tokenizer, None, lengths=(DECODE_PROMPT,),
-                                    decode_tokens=DECODE_NEW, repeats=REPEATS)
-        decode = {"tokens_per_s": figures["decode_tokens_per_s"], "weight_bytes": weight_bytes,
-                  "prompt_tokens": DECODE_PROMPT, "new_tokens": DECODE_NEW, "repeats": REPEATS}
     return {"config": config, "requests": sum(map(len, requests.values())), "requested_tokens": requested,
             "evaluated_tokens": evaluated, "wall_seconds": round(wall, 2), "load_seconds": round(load_seconds, 2),
             "peak_rss_mb": edge.peak_rss_mb(), "load_average_1min": load_average, "answers": answers,
             "threads": lm.threads if config["backend"] == "llamacpp" else torch.get_num_threads(),
-            "decode": decode}
+            "decode": None}
 
 
-def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, command: str = "python -m slmlib bench",
-              log: Callable[[str], None] = lambda _: None) -> dict:
+def decode_config(config: dict) -> tuple[float, int]:
+    """One configuration's greedy decoding (in its own process): tokens/s of DECODE_NEW new tokens
+    after a DECODE_PROMPT-token prompt, and the bytes of weights read per token."""
+    evaluate.set_offline_env()
+    _, tokenizer, _, weight_bytes, generate_seconds = open_backend(config, agreement.default_weights())
+    figures = edge.measure_edge(generate_seconds, tokenizer, None, lengths=(DECODE_PROMPT,),
+                                decode_tokens=DECODE_NEW, repeats=1)
+    return figures["decode_tokens_per_s"], weight_bytes
+
+
+def decode_rounds(configs: dict, rounds: int, log: Callable[[str], None]) -> dict:
+    """Decoding of every configuration with "decode", once per round in fresh processes: per
+    configuration the tokens/s of each round, their median, and the median of its per-round ratios
+    to BASELINE (a round's figures are minutes apart, so they share the machine's state)."""
+    names = [n for n, c in configs.items() if c.get("decode")]
+    figures: dict[str, list[float]] = {n: [] for n in names}
+    weight_bytes = {}
+    for k in range(rounds):
+        for name in names:
+            tokens_per_s, weight_bytes[name] = in_child(decode_config, configs[name])
+            figures[name].append(tokens_per_s)
+        log(f"decoding round {k + 1}/{rounds}: " + ", ".join(f"{n} {figures[n][-1]}" for n in names))
+    base = figures.get(BASELINE)
+    return {n: {"tokens_per_s": statistics.median(f), "rounds": f, "weight_bytes": weight_bytes[n],
+                "prompt_tokens": DECODE_PROMPT, "new_tokens": DECODE_NEW,
+                "ratio_to_baseline": round(statistics.median(a / b for a, b in zip(f, base)), 2) if base else None}
+            for n, f in figures.items()}
+
+
+def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, rounds: int = ROUNDS,
+              command: str = "python -m slmlib bench", log: Callable[[str], None] = lambda _: None) -> dict:
     """Every configuration in its own process, the bandwidth, and the comparison with BASELINE;
     `command` is recorded as what produced the report."""
     evaluate.set_offline_env()
@@ -146,9 +174,11 @@ def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, com
     first = in_child(measure_bandwidth)
     results = {}
     for name, config in configs.items():
-        log(f"{name}: scoring {len(tasks)} tasks at limit {limit}" + (", then decoding" if config.get("decode") else ""))
+        log(f"{name}: scoring {len(tasks)} tasks at limit {limit}")
         results[name] = in_child(run_config, config, tasks, limit, seed)
         log(f"{name}: {results[name]['wall_seconds']} s")
+    for name, decode in decode_rounds(configs, rounds, log).items():
+        results[name]["decode"] = decode
     last = in_child(measure_bandwidth)
     # the ceiling's bandwidth: the higher read figure (other processes only ever lower it)
     bandwidth = {"read_gb_s": max(first["read_gb_s"], last["read_gb_s"]), "start": first, "end": last}
@@ -162,8 +192,8 @@ def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, com
             ceiling = bandwidth["read_gb_s"] * 1e9 / r["decode"]["weight_bytes"]
             r["decode"].update(ceiling_tokens_per_s=round(ceiling, 1),
                                share_of_ceiling=round(r["decode"]["tokens_per_s"] / ceiling, 3))
-    return {"schema_version": 1, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-            "command": command, "niceness": os.nice(0), "tasks": tasks, "limit": limit, "seed": seed, "items": items,
+    return {"schema_version": 2, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "command": command, "niceness": os.nice(0), "tasks": tasks, "limit": limit, "seed": seed, "items": items, "rounds": rounds,
             "baseline": BASELINE, "bandwidth": bandwidth, "load_average_start": [round(x, 2) for x in load_start],
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "wall_seconds": round(time.time() - started, 1), "provenance": provenance.collect(),
@@ -199,15 +229,19 @@ def markdown(report: dict) -> str:
         *(f"| {n} | {r['wall_seconds']:.1f} | {r['tokens_per_s']:,.0f} | {r['evaluated_tokens']:,} | "
           f"{r['speedup']:.2f}x | {100 * r['same_answers']:.1f}% | {r['peak_rss_mb']:,.0f} | {r['load_seconds']:.1f} | "
           f"{r['threads']} | {r['load_average_1min']:.2f} |" for n, r in configs.items()), "",
-        f"## Greedy decoding: {DECODE_NEW} new tokens after a {DECODE_PROMPT}-token prompt, median of {REPEATS}", "",
-        f"The ceiling is the read bandwidth ({bw['read_gb_s']} GB/s, the higher of the two) over the bytes of "
-        "weights read per token (every weight once: hf, the parameters in their dtype; llama.cpp, the GGUF's "
-        "tensors).", "",
-        "| configuration | weights MB per token | decode tokens/s | ceiling tokens/s | share of ceiling |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {n} | {r['decode']['weight_bytes'] / 1e6:,.0f} | {r['decode']['tokens_per_s']:.1f} | "
-          f"{r['decode']['ceiling_tokens_per_s']:.1f} | {100 * r['decode']['share_of_ceiling']:.0f}% |"
-          for n, r in configs.items() if r["decode"]),
+        f"## Greedy decoding: {DECODE_NEW} new tokens after a {DECODE_PROMPT}-token prompt, "
+        f"{report['rounds']} paired rounds", "",
+        "Each round times every configuration below once, one after another, each in a fresh process after "
+        "a warm-up; decode tokens/s is the median over the rounds (range: the slowest and fastest round) and "
+        f"the ratio is the median of the per-round ratios to {BASELINE}. The ceiling is the read bandwidth "
+        f"({bw['read_gb_s']} GB/s, the higher of the two) over the bytes of weights read per token (every weight "
+        "once: hf, the parameters in their dtype; llama.cpp, the GGUF's tensors).", "",
+        "| configuration | weights MB per token | decode tokens/s | range | ratio | ceiling tokens/s | share of ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {d['weight_bytes'] / 1e6:,.0f} | {d['tokens_per_s']:.1f} | {min(d['rounds']):.1f}–"
+          f"{max(d['rounds']):.1f} | {d['ratio_to_baseline']:.2f}x | {d['ceiling_tokens_per_s']:.1f} | "
+          f"{100 * d['share_of_ceiling']:.0f}% |" for n, d in ((n, r["decode"]) for n, r in configs.items())
+          if d),
         "", headline(report),
     ]
     return "\n".join(lines) + "\n"
@@ -216,10 +250,11 @@ def markdown(report: dict) -> str:
 def headline(report: dict, ours: str = DEFAULT) -> str:
     """How much faster the study's default configuration is than BASELINE at scoring and at decoding."""
     a, b = report["configs"][ours], report["configs"][BASELINE]
-    decode = a["decode"]["tokens_per_s"] / b["decode"]["tokens_per_s"]
+    ratios = [x / y for x, y in zip(a["decode"]["rounds"], b["decode"]["rounds"])]
     return (f"{ours} (the study's default) against {BASELINE}: scoring {a['speedup']:.1f}x as fast "
-            f"({a['wall_seconds']:.1f} s vs {b['wall_seconds']:.1f} s), decoding {decode:.1f}x "
-            f"({a['decode']['tokens_per_s']:.1f} vs {b['decode']['tokens_per_s']:.1f} tokens/s).")
+            f"({a['wall_seconds']:.1f} s vs {b['wall_seconds']:.1f} s), decoding {a['decode']['ratio_to_baseline']:.1f}x "
+            f"(median of {len(ratios)} rounds, {min(ratios):.1f}–{max(ratios):.1f}x; {a['decode']['tokens_per_s']:.1f} "
+            f"vs {b['decode']['tokens_per_s']:.1f} tokens/s).")
 
 
 def write_bench(report: dict, out_dir: Path = OUT_DIR) -> tuple[Path, Path]:

@@ -169,7 +169,8 @@ def cmd_bench(args) -> int:
     from . import bench
 
     limit = args.limit or bench.LIMIT
-    report = bench.run_bench(limit, command=f"python -m slmlib bench --limit {limit}",
+    rounds = args.rounds or bench.ROUNDS
+    report = bench.run_bench(limit, rounds=rounds, command=f"python -m slmlib bench --limit {limit} --rounds {rounds}",
                              log=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True))
     for path in bench.write_bench(report):  # the JSON first: the measurements survive any rendering error
         print(f"wrote {path}")
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     agree.set_defaults(func=cmd_agree)
     bench_ = sub.add_parser("bench", help="time each backend on the same requests (docs/bench.md)")
     bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20: ~18 min on 2 quiet cores)")
+    bench_.add_argument("--rounds", type=int, help="paired rounds of greedy decoding (default 5)")
     bench_.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     try:
