@@ -38,7 +38,7 @@ CONFIGS = {  # name -> backend settings; "decode": also measure greedy decoding
 }
 BASELINE = "hf float32 b8"  # raw lm-eval, the study's reference
 DEFAULT = "llama.cpp F16"  # the study's default configuration (the default model's first quantization)
-LIMIT = 20  # items per multiple-choice task: the whole bench took 17.7 minutes on 2 quiet cores
+LIMIT = 20  # items per multiple-choice task: the whole bench (5 decoding rounds) took 22.1 minutes on 2 quiet cores
 DECODE_PROMPT, DECODE_NEW = 100, 128  # greedy decoding: prompt tokens, new tokens
 ROUNDS = 5  # decoding rounds, each a fresh process per configuration timing one decode after a warm-up
 BANDWIDTH_BYTES = 2**30  # array size for the bandwidth measurement (far above any cache)

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     agree.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     agree.set_defaults(func=cmd_agree)
     bench_ = sub.add_parser("bench", help="time each backend on the same requests (docs/bench.md)")
-    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20: ~18 min on 2 quiet cores)")
+    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20; the whole bench ~22 min on 2 quiet cores)")
     bench_.add_argument("--rounds", type=int, help="paired rounds of greedy decoding (default 5)")
     bench_.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
