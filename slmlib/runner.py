@@ -11,8 +11,11 @@ publish once (their executed notebooks go to the last of those runs).
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from . import artifacts, paths, tracking
@@ -37,6 +40,22 @@ def executed_path(run_id: str, stage: str) -> Path:
     return paths.run_dir(run_id) / "notebooks" / paths.NOTEBOOKS[stage].name
 
 
+def kernel_manager_class():
+    """jupyter_client's kernel manager talking to the kernel over local IPC sockets (short paths
+    in the temp dir) instead of TCP ports: nothing listens on the network, and ipykernel has no
+    unencrypted TCP to warn about. TCP where IPC sockets are not supported (Windows)."""
+    from jupyter_client import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if os.name != "nt":
+                kwargs.setdefault("transport", "ipc")
+                kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"slm-kernel-{uuid.uuid4().hex[:12]}"))
+            super().__init__(**kwargs)
+
+    return LocalKernelManager
+
+
 def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
     """Execute one stage notebook for `p`; returns the executed notebook's path."""
     import papermill
@@ -50,7 +69,7 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
         streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if progress else {}
         papermill.execute_notebook(
             str(paths.NOTEBOOKS[stage]), str(out), parameters=values, kernel_name=KERNEL,
-            progress_bar=False, cwd=str(paths.NOTEBOOKS_DIR), **streams,
+            progress_bar=False, cwd=str(paths.NOTEBOOKS_DIR), kernel_manager_class=kernel_manager_class(), **streams,
         )
     except papermill.PapermillExecutionError as exc:
         export_html(out, run_id)
