@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from . import evaluate, llamacpp, models, paths, provenance, suites, weights_meta
+from .params import StudyParams
 
 REFERENCE = {"backend": "hf", "dtype": "float32", "batch_size": 8}  # what the study treats as exact
 MAX_NEW_TOKENS = 32  # greedy tokens compared per generative prompt
@@ -28,9 +29,9 @@ MAX_NEW_TOKENS = 32  # greedy tokens compared per generative prompt
 
 def default_weights() -> models.Weights:
     """The weights of the default params' submission (SmolLM2-135M-Instruct, the shipped Q4_1 GGUF)."""
-    from . import params, submission
+    from . import submission
 
-    return models.resolve_weights(submission.read(paths.REPO_ROOT / params.StudyParams().submission)["weights"])
+    return models.resolve_weights(submission.read(paths.REPO_ROOT / StudyParams().submission)["weights"])
 
 
 def gguf_in_format(weights: models.Weights, fmt: str) -> models.Weights:
@@ -159,8 +160,9 @@ def summarize(tasks: dict) -> dict:
             "tokenizer_mismatches": sum(r["tokenizer_mismatches"] for r in rows)}
 
 
-def check_agreement(weights: models.Weights, formats: list[str], tasks: list[str] | None = None, limit: int | None = 80,
-                    limit_generative: int | None = 16, seed: int = 1234, max_new_tokens: int = MAX_NEW_TOKENS,
+def check_agreement(weights: models.Weights, formats: list[str], tasks: list[str] | None = None,
+                    limit: int | None = StudyParams.limit, limit_generative: int | None = StudyParams.limit_generative,
+                    seed: int = StudyParams.seed, max_new_tokens: int = MAX_NEW_TOKENS,
                     log: Callable[[str], None] = lambda _: None) -> dict:
     """The agreement report of llama.cpp at each of `formats` with the float32 reference, on the
     multiple-choice and generative `tasks` (default: the embedded suite) at the given limits."""
