@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import evaluate, llamacpp, models, paths, provenance, suites, weights_meta
+from . import evaluate, llamacpp, models, paths, prefixes, provenance, suites, weights_meta
 from .params import StudyParams
 
 REFERENCE = {"backend": "hf", "dtype": "float32", "batch_size": 8}  # what the study treats as exact
@@ -135,7 +135,7 @@ def hf_greedy(model, ids: list[int], max_new: int) -> list[int]:
 
 def compare_generations(ref: list[list[int]], ours: list[list[int]], max_new: int) -> dict:
     """Prompts, how many continuations are identical, leading identical tokens per prompt."""
-    leading = [llamacpp.common_prefix(a, b) for a, b in zip(ref, ours, strict=True)]
+    leading = [prefixes.common_prefix(a, b) for a, b in zip(ref, ours, strict=True)]
     return {"prompts": len(ref), "max_new_tokens": max_new, "identical": sum(a == b for a, b in zip(ref, ours)),
             "leading_identical": leading, "min_leading_identical": min(leading, default=None)}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from .llamacpp import prefix_groups
+from .prefixes import prefix_groups
 
 ROW_TOKENS = 512  # groups are packed into rows of up to this many tokens (a longer group gets its own row)
 

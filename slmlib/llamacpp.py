@@ -22,6 +22,7 @@ from lm_eval.models.utils import (_add_special_kwargs, handle_stop_sequences, ha
 from tqdm import tqdm
 
 from . import llamalog
+from .prefixes import common_prefix, prefix_groups
 
 N_BATCH = 512  # tokens per llama_decode call
 N_SEQ = 32  # sequences in the KV cache: the shared context (0) and up to 31 continuations at once
@@ -37,39 +38,11 @@ class Counters:
     decode_calls: int = 0
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 def log_softmax_at(row: np.ndarray, token: int) -> tuple[float, bool]:
     """Log-probability of `token` under logits `row`, and whether it is the argmax."""
     top = float(row.max())
     lse = top + float(np.log(np.exp(row.astype(np.float64) - top).sum()))
     return float(row[token]) - lse, int(row.argmax()) == token
-
-
-def prefix_groups(pairs, max_length: int) -> tuple[list[tuple], list[tuple[list[int], list[int]]]]:
-    """Loglikelihood requests [(context ids, continuation ids)] as lm-eval's hf backend feeds them
-    (context + continuation cut on the left to `max_length` + 1, last token dropped), split into
-    (prefix through the first scored position, the rest of the input, continuation) per request;
-    and the groups of requests with the same prefix [(prefix, request indices)], sorted so that
-    shared prefixes are adjacent."""
-    items = []
-    for ctx, cont in pairs:
-        inp = (ctx + cont)[-(max_length + 1):][:-1]
-        first = len(inp) - len(cont)
-        items.append((inp[:first + 1], inp[first + 1:], cont))
-    groups: list[tuple[list[int], list[int]]] = []
-    for i in sorted(range(len(items)), key=lambda i: items[i][:2]):
-        if groups and groups[-1][0] == items[i][0]:
-            groups[-1][1].append(i)
-        else:
-            groups.append((items[i][0], [i]))
-    return items, groups
 
 
 @register_model("slm-llamacpp")

