@@ -11,7 +11,6 @@ import importlib.metadata as md
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from . import adapters, artifacts, datapacks, edge, energy, evaluate, models, provenance, suites, weights_meta
 from .suites import PreparedTask

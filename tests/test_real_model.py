@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from slmlib import artifacts, detect, evaluate, params, paths, runs, suites
+from slmlib import artifacts, detect, evaluate, params, runs, suites
 
 pytestmark = pytest.mark.real_model
 SUBMISSION = "params/submissions/smollm2-135m-instruct.yaml"

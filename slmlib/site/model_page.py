@@ -33,7 +33,6 @@ def fmt_value(value: object, digits: int = 1) -> str:
 def card_section(v: dict, card: dict | None) -> str:
     """The model card from detect (the first run's), or the registry's card fields without a run folder."""
     card = card or v
-    weights = card.get("weights") or {}
     items = [(label, esc(card.get(key)) if card.get(key) is not None else DASH) for key, label in CARD_ROWS]
     count = card.get("parameter_count")
     items.insert(4, ("Parameters (counted from the weights)", f"{count:,}" if isinstance(count, int) else DASH))
