@@ -101,14 +101,13 @@ def open_backend(config: dict, weights: models.Weights):
     return lm, tokenizer, lm.counters, weight_bytes, edge.llamacpp_generator(lm)
 
 
-def run_config(config: dict, tasks: list[str], limit: int, seed: int) -> dict:
+def run_config(config: dict, weights: models.Weights, tasks: list[str], limit: int, seed: int) -> dict:
     """One configuration (in its own process): score every task's requests; times, token counts,
     threads, the chosen answers, peak memory."""
     import torch
 
     evaluate.set_offline_env()
     load_average = os.getloadavg()[0]
-    weights = agreement.default_weights()
     requests = {n: agreement.build_requests(n, limit, seed)[1] for n in tasks}
     start = time.perf_counter()
     lm, _, counters, _, _ = open_backend(config, weights)
@@ -128,17 +127,17 @@ def run_config(config: dict, tasks: list[str], limit: int, seed: int) -> dict:
             "decode": None}
 
 
-def decode_config(config: dict) -> tuple[float, int]:
+def decode_config(config: dict, weights: models.Weights) -> tuple[float, int]:
     """One configuration's greedy decoding (in its own process): tokens/s of DECODE_NEW new tokens
     after a DECODE_PROMPT-token prompt, and the bytes of weights read per token."""
     evaluate.set_offline_env()
-    _, tokenizer, _, weight_bytes, generate_seconds = open_backend(config, agreement.default_weights())
+    _, tokenizer, _, weight_bytes, generate_seconds = open_backend(config, weights)
     figures = edge.measure_edge(generate_seconds, tokenizer, None, lengths=(DECODE_PROMPT,),
                                 decode_tokens=DECODE_NEW, repeats=1)
     return figures["decode_tokens_per_s"], weight_bytes
 
 
-def decode_rounds(configs: dict, rounds: int, log: Callable[[str], None]) -> dict:
+def decode_rounds(configs: dict, weights: models.Weights, rounds: int, log: Callable[[str], None]) -> dict:
     """Decoding of every configuration with "decode", once per round in fresh processes: per
     configuration the tokens/s of each round, their median, and the median of its per-round ratios
     to BASELINE (a round's figures are minutes apart, so they share the machine's state)."""
@@ -147,7 +146,7 @@ def decode_rounds(configs: dict, rounds: int, log: Callable[[str], None]) -> dic
     weight_bytes = {}
     for k in range(rounds):
         for name in names:
-            tokens_per_s, weight_bytes[name] = in_child(decode_config, configs[name])
+            tokens_per_s, weight_bytes[name] = in_child(decode_config, configs[name], weights)
             figures[name].append(tokens_per_s)
         log(f"decoding round {k + 1}/{rounds}: " + ", ".join(f"{n} {figures[n][-1]}" for n in names))
     base = figures.get(BASELINE)
@@ -175,9 +174,9 @@ def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, rou
     results = {}
     for name, config in configs.items():
         log(f"{name}: scoring {len(tasks)} tasks at limit {limit}")
-        results[name] = in_child(run_config, config, tasks, limit, seed)
+        results[name] = in_child(run_config, config, weights, tasks, limit, seed)
         log(f"{name}: {results[name]['wall_seconds']} s")
-    for name, decode in decode_rounds(configs, rounds, log).items():
+    for name, decode in decode_rounds(configs, weights, rounds, log).items():
         results[name]["decode"] = decode
     last = in_child(measure_bandwidth)
     # the ceiling's bandwidth: the higher read figure (other processes only ever lower it)
