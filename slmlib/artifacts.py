@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -45,6 +46,12 @@ def dumps(data: Any) -> str:
 
 def write_json(path: Path, data: Any) -> Path:
     return write_text_atomic(path, dumps(data))
+
+
+def outputs_digest(rows: list[dict]) -> str:
+    """SHA-256 of a task's per-item outputs (item id, response, value): equal runs have equal digests."""
+    canon = [{"item_id": r["item_id"], "response": r["response"], "value": r["value"]} for r in rows]
+    return hashlib.sha256(dumps(canon).encode()).hexdigest()
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -28,16 +28,13 @@ def _parse_set(items: list[str]) -> dict:
 def cmd_run(args) -> int:
     from . import runner
 
-    overrides = _parse_set(args.set)
+    overrides = _parse_set(args.set) | ({"run_id": args.run_id} if args.run_id else {})
     p = params.load(args.params, **overrides)
-    if not p.run_id:  # with quantization "all" each run's id gets its quantization appended
-        quantization = "" if p.quantization == params.ALL else p.quantization_name()
-        p = params.validate({**p.to_dict(), "run_id": args.run_id or params.new_run_id(p.submission, quantization)})
     stages = tuple(args.stages.split(",")) if args.stages else paths.STAGES
     unknown = [s for s in stages if s not in paths.STAGES]
     if unknown:
         raise params.ParamsError(f"--stages: unknown {unknown}; choose from {', '.join(paths.STAGES)}")
-    for run_id in runner.run_plan(p, stages, progress=not args.quiet):
+    for run_id in runner.run_plan(p, stages, progress=not args.quiet, stamp=params.utc_stamp()):
         print(f"[slm-study] run {run_id} finished: outputs in {paths.run_dir(run_id)}")
     print(f"[slm-study] site at {paths.site_dir() / 'index.html'}, reports at {paths.reports_root() / 'index.html'}")
     return 0
@@ -45,7 +42,7 @@ def cmd_run(args) -> int:
 
 def _is_submission(path: Path) -> bool:
     """A submission lives in a `submissions` folder or has a top-level `model:` key (no YAML parsing:
-    the file may be hostile; `slmlib.submission.read` parses it safely)."""
+    the file may be hostile; `slmlib.detect.read_submission` parses it safely)."""
     if path.parent.name == "submissions":
         return True
     try:
@@ -110,16 +107,16 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    """Write (or with --check compare) params/submission.schema.json from slmlib.submission."""
-    from . import artifacts, submission
+    """Write (or with --check compare) params/submission.schema.json from slmlib.detect."""
+    from . import artifacts, detect
 
-    text = submission.schema_text()
+    text = detect.schema_text()
     if args.check:
-        same = submission.SCHEMA_PATH.exists() and submission.SCHEMA_PATH.read_text() == text
-        print(f"{submission.SCHEMA_PATH}: {'up to date' if same else 'out of date; run python -m slmlib schema'}")
+        same = detect.SCHEMA_PATH.exists() and detect.SCHEMA_PATH.read_text() == text
+        print(f"{detect.SCHEMA_PATH}: {'up to date' if same else 'out of date; run python -m slmlib schema'}")
         return 0 if same else 1
-    artifacts.write_text_atomic(submission.SCHEMA_PATH, text)
-    print(f"wrote {submission.SCHEMA_PATH}")
+    artifacts.write_text_atomic(detect.SCHEMA_PATH, text)
+    print(f"wrote {detect.SCHEMA_PATH}")
     return 0
 
 
@@ -140,21 +137,22 @@ def cmd_report(args) -> int:
 
 def cmd_screenshots(args) -> int:
     """PNGs of every page type of a built site (headless Chromium)."""
-    from .site import browser, screenshots
+    from . import publish
 
     site = paths.site_dir(args.site_dir or "")
     if not (site / "data.js").is_file():
         raise FileNotFoundError(f"{site}: no built site (data.js missing); run the publish stage first")
-    if browser.missing():
-        raise FileNotFoundError(browser.missing())
-    for path in screenshots.take_screenshots(site, Path(args.out) if args.out else None):
+    if publish.browser_missing():
+        raise FileNotFoundError(publish.browser_missing())
+    for path in publish.take_screenshots(site, Path(args.out) if args.out else None):
         print(path)
     return 0
 
 
 def cmd_agree(args) -> int:
     """llama.cpp against transformers float32 on the same requests; exit 1 unless every item agrees."""
-    from . import agreement, artifacts
+    from . import artifacts
+    from .tools import agreement
 
     report = agreement.check_agreement(agreement.default_weights(), args.format, args.tasks, args.limit,
                                        args.limit_generative, args.seed, log=lambda m: print(m, file=sys.stderr))
@@ -166,7 +164,7 @@ def cmd_agree(args) -> int:
 
 def cmd_bench(args) -> int:
     """Scoring and decoding speed of each backend, each in its own process; writes docs/bench.{json,md}."""
-    from . import bench
+    from .tools import bench
 
     limit = args.limit or bench.LIMIT
     rounds = args.rounds or bench.ROUNDS
@@ -178,7 +176,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per `cmd_*` function."""
     parser = argparse.ArgumentParser(prog="python -m slmlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the study's stages with papermill")
@@ -223,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20; the whole bench ~22 min on 2 quiet cores)")
     bench_.add_argument("--rounds", type=int, help="paired rounds of greedy decoding (default 5)")
     bench_.set_defaults(func=cmd_bench)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (params.ParamsError, ValueError, FileNotFoundError) as exc:

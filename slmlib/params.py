@@ -10,13 +10,15 @@ import difflib
 import re
 import reprlib
 import time
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import paths, submission as submissions
+from . import paths
 
 MAX_PARAMS_BYTES = 64 * 1024
 DTYPES = ("float32", "bfloat16")
@@ -57,61 +59,45 @@ class StudyParams:
 
     def resolved_run_id(self) -> str:
         """The run folder name: given, or derived from submission, suite, limit and quantization."""
-        if self.run_id:
-            return paths.check_id(self.run_id, "run_id")
-        stem = Path(self.submission).stem
-        return with_quantization(f"{stem}__{self.suite}__limit{self.limit}", self.quantization_name())
+        return self.run_id or make_run_id(self.submission, self.suite, self.limit, self.quantization)
 
-    def quantization_name(self) -> str:
-        """The quantization this run evaluates: the one given, else the submission's first listed one,
-        else "" (the submission lists none)."""
-        if self.quantization == ALL:
-            raise ParamsError(f'quantization: "all" runs each listed quantization as its own run, which only '
-                              "`python -m slmlib run` does; for one run name one of "
-                              f"{', '.join(self.listed_quantizations()) or '(none listed)'}")
-        return self.quantization or next(iter(self.listed_quantizations()), "")
+    def run_path(self) -> Path:
+        """This run's folder under outputs/runs."""
+        return paths.run_dir(self.resolved_run_id())
 
-    def listed_quantizations(self) -> list[str]:
-        """The names the submission lists in `model.quantizations`."""
-        return submissions.quantization_names(paths.REPO_ROOT / self.submission)
+    def limit_for(self, generative: bool) -> int | None:
+        """Items a task evaluates: `limit_generative` for generative tasks when set, else `limit`."""
+        return self.limit_generative if generative and self.limit_generative else self.limit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-ALL = "all"  # quantization: each listed quantization as its own run
+ALL = "all"  # quantization: each listed quantization as its own run (`python -m slmlib run` only)
 
 
-def with_quantization(run_id: str, quantization: str) -> str:
-    """`<run_id>__<quantization in lower case>`, or `run_id` alone without a quantization."""
-    return paths.check_id(f"{run_id}__{quantization.lower()}" if quantization else run_id, "run_id")
+def make_run_id(submission: str, suite: str, limit: int | None, quantization: str = "", stamp: str = "") -> str:
+    """The one run-id scheme: `<submission>__<suite>__limit<limit>[__<UTC stamp>][__<quantization, lower case>]`.
+    `python -m slmlib run` stamps each new run; a notebook run on its own has no stamp (so its stages meet)."""
+    parts = [Path(submission).stem, suite, f"limit{limit}", stamp, quantization.lower()]
+    return paths.check_id("__".join(part for part in parts if part), "run_id")
 
 
-def new_run_id(submission: str, quantization: str = "") -> str:
-    """A fresh run id: submission name plus a UTC timestamp (used by `slmlib run`), then the quantization."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return with_quantization(f"{Path(submission).stem}__{stamp}", quantization)
+def utc_stamp() -> str:
+    """The stamp of a new run: the UTC time to the second."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-def per_quantization(p: StudyParams) -> list[StudyParams]:
-    """The runs `p` asks for: with quantization "all", one per listed quantization (a given run id gets
-    `__<name>` appended), else `p` alone."""
-    if p.quantization != ALL:
-        return [p]
-    names = p.listed_quantizations()
-    if not names:
-        raise ParamsError(f'quantization: "all", but {p.submission} lists no model.quantizations; list them '
-                          '(see params/submissions/template.yaml) or leave quantization ""')
-    return [StudyParams(**{**p.to_dict(), "quantization": name,
-                           "run_id": with_quantization(p.run_id, name) if p.run_id else ""}) for name in names]
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each parameter's allowed Python types, read from StudyParams' annotations."""
+    out = {}
+    for name, hint in typing.get_type_hints(StudyParams).items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        out[name] = tuple(typing.get_origin(a) or a for a in args)
+    return out
 
 
-_TYPES = {
-    "submission": str, "quantization": str, "run_id": str, "suite": str, "tasks": list,
-    "limit": (int, type(None)), "limit_generative": (int, type(None)), "seed": int,
-    "batch_size": int, "dtype": str, "backend": str, "apply_chat_template": (bool, str), "energy_country": str,
-    "pillar_weights": dict, "site_dir": str, "mlflow": bool, "mlflow_tracking_uri": str,
-}
+_TYPES = _field_types()
 
 
 def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
@@ -125,8 +111,7 @@ def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
             hint = difflib.get_close_matches(str(key), known, n=1)
             problems.append(f"{key}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         elif _wrong_type(value, _TYPES[key]):
-            allowed = _TYPES[key] if isinstance(_TYPES[key], tuple) else (_TYPES[key],)
-            want = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in _TYPES[key])
             problems.append(f"{key}: expected {want}, got {type(value).__name__} {reprlib.repr(value)}")
     if not problems:
         p = StudyParams(**values)
@@ -138,8 +123,7 @@ def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
     return p
 
 
-def _wrong_type(value: Any, allowed: type | tuple) -> bool:
-    allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+def _wrong_type(value: Any, allowed: tuple[type, ...]) -> bool:
     return (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed)
 
 
@@ -167,7 +151,7 @@ def _check_values(p: StudyParams) -> list[str]:
         out.append("pillar_weights: values must be non-negative numbers")
     if p.mlflow_tracking_uri and not p.mlflow:
         out.append("mlflow_tracking_uri: set, but mlflow is false; set mlflow: true to log the run there")
-    if p.quantization and not submissions.QUANT_NAME_FORMAT.match(p.quantization):
+    if p.quantization and not paths.QUANTIZATION_NAME.fullmatch(p.quantization):
         out.append(f"quantization: {p.quantization!r} should be \"\" (the submission's first), a name the "
                    'submission lists in model.quantizations (letters, digits, ".", "_", "-"), or "all"')
     if p.run_id:

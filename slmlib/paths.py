@@ -20,6 +20,7 @@ STAGES = ("detect", "evaluate", "aggregate", "publish")
 NOTEBOOKS = {stage: NOTEBOOKS_DIR / f"{i:02d}_{stage}.ipynb" for i, stage in enumerate(STAGES, 1)}
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+QUANTIZATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # a listed quantization's name: ends run ids
 
 
 def outputs_root() -> Path:
@@ -53,6 +54,44 @@ def runs_dir() -> Path:
 
 def run_dir(run_id: str) -> Path:
     return runs_dir() / check_id(run_id, "run_id")
+
+
+# What a run folder outputs/runs/<run_id>/ holds (detect writes the first two, evaluate the rest,
+# the runner the executed notebooks). Every module names them through these.
+def validation_file(run: Path) -> Path:
+    return run / "validation.json"
+
+
+def model_card_file(run: Path) -> Path:
+    return run / "model_card.json"
+
+
+def task_file(run: Path, task: str) -> Path:
+    """A finished task's record (written as each task ends, so a restarted run skips it)."""
+    return run / "tasks" / f"{task}.json"
+
+
+def samples_dir(run: Path) -> Path:
+    """The per-item logs, one `<task>.jsonl` per task."""
+    return run / "samples"
+
+
+def samples_file(run: Path, task: str) -> Path:
+    return samples_dir(run) / f"{task}.jsonl"
+
+
+def edge_file(run: Path) -> Path:
+    return run / "edge.json"
+
+
+def results_file(run: Path) -> Path:
+    """The run's record: written last, so a folder without it is incomplete."""
+    return run / "results.json"
+
+
+def executed_dir(run: Path) -> Path:
+    """The executed stage notebooks of a run."""
+    return run / "notebooks"
 
 
 def registry_path() -> Path:

@@ -1,8 +1,8 @@
 """Runs the four stage notebooks with papermill and turns executed notebooks into HTML.
 
 The only module that imports papermill. Each stage notebook receives the params it
-declares in its `parameters` cell; executed notebooks go to
-`outputs/runs/<run>/notebooks/`, their HTML (with and without code) to
+declares in its `parameters` cell; executed notebooks go to the run folder
+(`paths.executed_dir`), their HTML (with and without code) to
 `reports/<run>/`, and `reports/index.html` lists every report. With `mlflow: true` the
 finished run is also logged to MLflow (`slmlib.tracking`). With `quantization: all` detect
 and evaluate run once per listed quantization (each its own run id), then aggregate and
@@ -18,8 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
+from dataclasses import replace
+
 from . import artifacts, paths, tracking
-from .params import ALL, ParamsError, StudyParams, per_quantization, stage_values
+from .params import ALL, ParamsError, StudyParams, make_run_id, stage_values
 
 KERNEL = "python3"  # the interpreter papermill runs in: this environment's own kernel
 PER_RUN_STAGES = ("detect", "evaluate")  # once per run; aggregate and publish read every run
@@ -37,7 +39,7 @@ def notebook_parameters(stage: str) -> list[str]:
 
 
 def executed_path(run_id: str, stage: str) -> Path:
-    return paths.run_dir(run_id) / "notebooks" / paths.NOTEBOOKS[stage].name
+    return paths.executed_dir(paths.run_dir(run_id)) / paths.NOTEBOOKS[stage].name
 
 
 def kernel_manager_class():
@@ -81,20 +83,33 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
     return out
 
 
-def run_study(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True) -> str:
-    """Run the given stages in order for one run; stops at the first failure. Returns the run id.
+def plan_runs(p: StudyParams, stamp: str = "") -> list[StudyParams]:
+    """The runs `p` asks for, each with its quantization and run id fixed. The submission's listed
+    quantizations are read here, once per study (`detect.choose_quantizations`: "" = the first listed,
+    a listed name, or "all" = each its own run); a given run id gets `__<name>` with "all"."""
+    from . import detect
 
-    With `p.mlflow` the run is then logged to MLflow; a logging failure is reported and
-    leaves the run's own artifacts as they are."""
-    if p.quantization == ALL:
-        raise ParamsError('quantization: "all" runs each listed quantization as its own run: use run_plan')
-    return run_plan(p, stages, progress)[0]
+    listed = detect.quantization_names(paths.REPO_ROOT / p.submission)
+    try:
+        names = detect.choose_quantizations(listed, p.quantization, allow_all=True)
+    except detect.SubmissionError as exc:
+        raise ParamsError(str(exc)) from None
+    each = p.quantization.lower() == ALL
+
+    def run_id(name: str) -> str:
+        if p.run_id:
+            return paths.check_id(f"{p.run_id}__{name.lower()}", "run_id") if each else p.run_id
+        return make_run_id(p.submission, p.suite, p.limit, name, stamp)
+
+    return [replace(p, quantization=name, run_id=run_id(name)) for name in names]
 
 
-def run_plan(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True) -> list[str]:
-    """Every run `p` asks for (`params.per_quantization`): detect and evaluate for each, then aggregate
-    and publish once; stops at the first failure. Returns the run ids."""
-    plan = per_quantization(p)
+def run_plan(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True,
+             stamp: str = "") -> list[str]:
+    """Every run `p` asks for (`plan_runs`): detect and evaluate for each, then aggregate and publish
+    once; stops at the first failure. Returns the run ids. With `p.mlflow` each run is then logged to
+    MLflow; a logging failure is reported and leaves the run's own artifacts as they are."""
+    plan = plan_runs(p, stamp)
     if p.mlflow:
         tracking.require_mlflow()  # before the stages, not after an hour of evaluation
     for q in plan:
@@ -149,7 +164,7 @@ def export_html(notebook: Path, run_id: str) -> list[Path]:
 
 def write_reports_index() -> Path:
     """`reports/index.html`: every run's stage reports, by run (newest first) and stage."""
-    from .site.reports_index import render_reports_index
+    from .publish import render_reports_index
 
     root = paths.reports_root()
     return artifacts.write_text_atomic(root / "index.html", render_reports_index(root))
@@ -157,7 +172,8 @@ def write_reports_index() -> Path:
 
 def executed_notebooks() -> list[tuple[str, Path]]:
     """(run id, path) of every executed notebook under outputs/runs."""
-    return [(nb.parent.parent.name, nb) for nb in sorted(paths.runs_dir().glob("*/notebooks/*.ipynb"))]
+    return [(run.name, nb) for run in sorted(paths.runs_dir().glob("*"))
+            for nb in sorted(paths.executed_dir(run).glob("*.ipynb"))]
 
 
 def rebuild_reports() -> int:
@@ -169,4 +185,4 @@ def rebuild_reports() -> int:
     return len(done)
 
 
-__all__ = ["run_study", "run_plan", "run_stage", "export_html", "rebuild_reports", "StageFailed"]
+__all__ = ["plan_runs", "run_plan", "run_stage", "export_html", "rebuild_reports", "StageFailed"]

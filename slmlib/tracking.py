@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import artifacts, paths
-from .scoring import WEIGHTS, aggregate_score, normalize, pillar_scores
+from .aggregate import WEIGHTS, aggregate_score, normalize, pillar_scores
 
 EXPERIMENT = "slm-study"
 BATCH = 1000  # most metrics MLflow takes in one log_batch call
@@ -90,7 +90,7 @@ def log_run(p, stages: tuple[str, ...]) -> tuple[str, str]:
     from mlflow.entities import Metric, Param
 
     run_id = p.resolved_run_id()
-    results_path = paths.run_dir(run_id) / "results.json"
+    results_path = paths.results_file(paths.run_dir(run_id))
     results = artifacts.read_json(results_path) if results_path.exists() else {}
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)

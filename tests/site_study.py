@@ -13,7 +13,7 @@ from pathlib import Path
 
 from slmlib import artifacts
 from slmlib.benchmarks import get_benchmark
-from slmlib.registry import build_registry
+from slmlib.aggregate.registry import build_registry
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_FAMILY = "</script><script>alert(2)</script>"

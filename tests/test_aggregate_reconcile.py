@@ -1,4 +1,4 @@
-"""Unit tests for slmlib.reconcile: data-pack checks, samples, archives from other machines,
+"""Unit tests for slmlib.aggregate.reconcile: data-pack checks, samples, archives from other machines,
 nondeterministic runs, conflicting repeats, energy and efficiency."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from slmlib import leaderboard, reconcile
-from slmlib.registry import build_registry, write_registry
-from test_registry import make_run, sample_rows, with_values, write_run
+from slmlib.aggregate import reconcile, tables
+from slmlib.aggregate.registry import build_registry, write_registry
+from test_aggregate_registry import make_run, sample_rows, with_values, write_run
 
 BOOLQ = [1.0] * 24 + [0.0] * 16
 
@@ -144,7 +144,7 @@ def test_identical_runs_with_different_outputs_are_flagged_with_the_first_differ
     # one item out of 40 moves boolq by 2.5 points (> 0.5): DISPUTED; the median is the changed runs'
     assert entry["disputed"] and entry["tasks"]["boolq"]["spread"] == 2.5
     assert entry["tasks"]["boolq"]["score"] == 0.575
-    kinds = leaderboard.attention_frame(reg)[["kind", "what"]].values.tolist()
+    kinds = tables.attention_frame(reg)[["kind", "what"]].values.tolist()
     assert kinds == [["DISPUTED", entry["entry_id"]], ["nondeterministic", f"{entry['entry_id']} boolq"]]
 
 

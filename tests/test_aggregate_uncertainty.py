@@ -1,4 +1,4 @@
-"""Unit tests for slmlib.uncertainty and the intervals/comparisons/bands in the registry."""
+"""Unit tests for slmlib.aggregate.uncertainty and the intervals/comparisons/bands in the registry."""
 from __future__ import annotations
 
 import time
@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from slmlib import leaderboard, uncertainty
-from slmlib.registry import build_registry
-from slmlib.scoring import WEIGHTS
-from test_registry import make_run, sample_rows, with_values
+from slmlib.aggregate import tables, uncertainty
+from slmlib.aggregate.registry import build_registry
+from slmlib.aggregate.scoring import WEIGHTS
+from test_aggregate_registry import make_run, sample_rows, with_values
 
 CROWS = lambda pct: 1.0 - abs(2.0 * pct - 1.0)  # noqa: E731  (the benchmark's score transform)
 
@@ -119,11 +119,11 @@ def test_paired_registry_comparison_significance_and_bands():
     assert close["paired"] and not close["significant"] and 0.5 < close["p_a_above_b"] < 1
     bands = {e["model_id"]: (e["rank"], e["rank_band"], e["rank_range"]) for e in reg["models"]}
     assert bands == {"strong": (1, 1, [1, 2]), "twin": (2, 1, [1, 2]), "weak": (3, 3, [3, 3])}
-    assert leaderboard.leaderboard_frame(reg)["band"].tolist() == ["1-2", "1-2", "3"]
-    p_above = leaderboard.significance_matrix(reg, "p_a_above_b")
+    assert tables.leaderboard_frame(reg)["band"].tolist() == ["1-2", "1-2", "3"]
+    p_above = tables.significance_matrix(reg, "p_a_above_b")
     assert p_above.loc["STRONG", "WEAK"] == 1.0 and p_above.loc["WEAK", "STRONG"] == 0.0
     assert p_above.loc["TWIN", "TWIN"] == "\u2014"
-    assert leaderboard.significance_matrix(reg).loc["WEAK", "STRONG"] == by_pair["strong", "weak"]["p_value"]
+    assert tables.significance_matrix(reg).loc["WEAK", "STRONG"] == by_pair["strong", "weak"]["p_value"]
 
 
 def test_safety_preferred_fires_from_the_bootstrap_interval():

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slmlib import datapacks, detect, weights_meta  # noqa: E402
+from slmlib import datapacks, detect
+from slmlib.detect import submission
+from slmlib.detect.card import SCHEMA_VERSION, format_parameters, parse_parameters
+from slmlib.weights import metadata  # noqa: E402
 
 DEFAULT_SUBMISSION = ROOT / "params" / "submissions" / "smollm2-135m-instruct.yaml"
 
@@ -94,7 +97,7 @@ def test_hand_written_safetensors_is_valid(tiny_dir):
 
 
 def test_hf_dir_metadata(tiny_dir):
-    meta = weights_meta.hf_dir_metadata(tiny_dir)
+    meta = metadata.hf_dir_metadata(tiny_dir)
     assert meta["parameter_count"] == 40
     assert meta["architecture"] == "llama"
     assert meta["context_length"] == 512
@@ -104,7 +107,7 @@ def test_hf_dir_metadata(tiny_dir):
 
 def test_hf_dir_metadata_sums_every_shard(tiny_dir):
     write_safetensors(tiny_dir / "model-00002.safetensors", {"emb": [10, 3]})
-    assert weights_meta.hf_dir_metadata(tiny_dir)["parameter_count"] == 70
+    assert metadata.hf_dir_metadata(tiny_dir)["parameter_count"] == 70
 
 
 SUBMISSION = {
@@ -134,15 +137,15 @@ def test_tiny_submission_is_valid(tiny_dir):
     assert card["weights"]["sha256"] == datapacks.digest_files(
         [tiny_dir / "model.safetensors"], tiny_dir)
     # the detected parameter count is written in the submission format and reads back
-    assert detect.PARAM_FORMAT.match(card["parameters"]), card["parameters"]
-    assert detect.parse_parameters(card["parameters"]) == 40
+    assert submission.PARAM_FORMAT.match(card["parameters"]), card["parameters"]
+    assert parse_parameters(card["parameters"]) == 40
 
 
 @pytest.mark.parametrize("count, text", [(40, "0.00004M"), (41_000, "0.041M"), (1_500_000, "1.5M"),
                                          (134_515_008, "135M"), (1_711_376_384, "1.7B")])
 def test_format_parameters(count, text):
-    assert detect.format_parameters(count) == text
-    assert detect.PARAM_FORMAT.match(text)
+    assert format_parameters(count) == text
+    assert submission.PARAM_FORMAT.match(text)
 
 
 def test_declared_values_win_over_detected(tiny_dir):
@@ -229,7 +232,7 @@ def test_unusable_submission_files(tmp_path, text, words):
 def test_missing_and_oversized_submission_files(tmp_path):
     with pytest.raises(detect.SubmissionError, match="no such submission file"):
         detect.detect_submission(tmp_path / "nope.yaml")
-    big = write_submission(tmp_path, "model: {}\n#" + "x" * detect.MAX_SUBMISSION_BYTES)
+    big = write_submission(tmp_path, "model: {}\n#" + "x" * detect.MAX_BYTES)
     with pytest.raises(detect.SubmissionError, match="larger than"):
         detect.detect_submission(big)
 
@@ -248,7 +251,7 @@ def test_save_card_with_errors_writes_only_the_validation(tiny_dir, tmp_path):
     with pytest.raises(detect.SubmissionError, match="model.license"):
         detect.save_card(run, card, report)
     validation = json.loads((run / "validation.json").read_text())
-    assert validation["errors"] == report.errors and validation["schema_version"] == detect.SCHEMA_VERSION
+    assert validation["errors"] == report.errors and validation["schema_version"] == SCHEMA_VERSION
     assert not (run / "model_card.json").exists()
 
 

@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 from test_detect import SUBMISSION, tiny_dir, with_model, write_submission  # noqa: F401  (fixture)
 
-from slmlib import artifacts, detect, estimate, ledger, models, params, paths, submission, suites, weights_meta
+from slmlib import artifacts, params, paths
+from slmlib import detect, weights as wts
+from slmlib.detect import estimate, ledger, submission
+from slmlib.weights import hub, metadata
+from slmlib.evaluate import suites
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,12 +61,12 @@ def test_gguf_header_reader_agrees_with_gguf_reader(tmp_path):
 
     path = tmp_path / "big-vocab.gguf"
     write_gguf(path, {"emb": (3, 5), "out": (7,)}, vocab=500)
-    kv, shapes, _ = weights_meta.read_gguf_header(path)
+    kv, shapes, _ = metadata.read_gguf_header(path)
     reader = gguf.GGUFReader(str(path))
     assert kv["tokenizer.ggml.tokens"] == 500  # long arrays are skipped, their length kept
     assert kv["general.name"] == reader.fields["general.name"].contents()
     assert sorted(shapes) == sorted(t.name for t in reader.tensors)
-    assert weights_meta.element_count(shapes.values()) == sum(int(t.n_elements) for t in reader.tensors) == 22
+    assert metadata.element_count(shapes.values()) == sum(int(t.n_elements) for t in reader.tensors) == 22
 
 
 def test_gguf_submission_card(tiny_gguf):
@@ -96,11 +100,11 @@ def test_declared_parameters_within_and_beyond_10_percent(tiny_gguf):
 
 def test_over_3b_by_the_detected_count(tmp_path, monkeypatch):
     write_gguf(tmp_path / "tiny.gguf", {"w": (2,)})
-    real = weights_meta.gguf_metadata
-    monkeypatch.setattr(weights_meta, "gguf_metadata", lambda p: {**real(p), "parameter_count": 3_100_000_000})
+    real = metadata.gguf_metadata
+    monkeypatch.setattr(wts, "gguf_metadata", lambda p: {**real(p), "parameter_count": 3_100_000_000})
     _, report = detect.detect_submission(gguf_submission(tmp_path, parameters="2.9B"))
     assert report.errors == ["model.parameters: the weights hold 3,100,000,000 parameters (3.1B), over the 3.0B limit"]
-    monkeypatch.setattr(weights_meta, "gguf_metadata", lambda p: {**real(p), "parameter_count": 3_000_000_000})
+    monkeypatch.setattr(wts, "gguf_metadata", lambda p: {**real(p), "parameter_count": 3_000_000_000})
     assert detect.detect_submission(gguf_submission(tmp_path, parameters="3.0B"))[1].errors == []
 
 
@@ -165,13 +169,13 @@ def test_parse_hub_info_from_a_hand_written_response():
                          {"rfilename": "model.safetensors", "lfs": {"sha256": "f" * 64, "size": 540_000_000}},
                          {"rfilename": "tiny.Q4_K_M.gguf", "lfs": {"sha256": "e" * 64, "size": 90_000_000}}]}
     config = {"model_type": "llama", "max_position_embeddings": 8192, "torch_dtype": "bfloat16"}
-    meta = weights_meta.parse_hub_info(info, config)
+    meta = hub.parse_hub_info(info, config)
     assert meta["architecture"] == "llama" and meta["context_length"] == 8192
     assert meta["license"] == "apache-2.0" and meta["parameter_count"] == 135_000_000
     assert meta["revision"] == "abc123" and meta["formats"] == ["gguf", "safetensors"]
     assert meta["quantization"] == "bfloat16" and meta["size_bytes"] == 540_000_000
     assert len(meta["weights_sha256"]) == 64
-    no_card = weights_meta.parse_hub_info({**info, "cardData": None}, None)
+    no_card = hub.parse_hub_info({**info, "cardData": None}, None)
     assert no_card["license"] == "mit" and no_card["architecture"] is None
 
 
@@ -316,7 +320,7 @@ def test_estimate_with_calibration_and_history(tmp_path):
     artifacts.write_json(paths.run_dir("r1") / "results.json", {
         "seed": 1234, "model_card": card,
         "tasks": {"arc_challenge": {"n": 4, "item_ids": prep.item_ids, "seconds": 10.0}}})
-    est = estimate.estimate_runtime(models.Weights(**card["weights"]), card["parameter_count"],
+    est = estimate.estimate_runtime(wts.Weights(**card["weights"]), card["parameter_count"],
                                     params.StudyParams(tasks=["arc_challenge"], limit=4))
     assert est["method"].startswith(f"scored: history: 1 earlier run(s) in {paths.runs_dir()}")
     assert "generated: calibration" in est["method"]
@@ -342,8 +346,8 @@ def test_gemma_card():
     if any("does not exist" in e for e in report.errors):
         pytest.skip("Gemma 3 270M packages installed but not assembled: run `make gemma`")
     assert report.errors == []
-    kv, shapes, _ = weights_meta.read_gguf_header(Path(card["weights"]["path"]))
-    assert card["parameter_count"] == weights_meta.element_count(shapes.values()) == 268_098_176
+    kv, shapes, _ = metadata.read_gguf_header(Path(card["weights"]["path"]))
+    assert card["parameter_count"] == metadata.element_count(shapes.values()) == 268_098_176
     assert (card["architecture"], card["context_length"], card["license"]) == ("gemma3", 32768, "gemma")
     assert card["quantization"] == "Q4_K_M" and card["parameters"] == "270M"
     assert card["weights"]["sha256"] == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"

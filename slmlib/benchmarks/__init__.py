@@ -164,5 +164,8 @@ def load_entry_points() -> list[str]:
 
 from . import coding, language, math, reasoning, safety  # noqa: E402,F401  (registers the benchmarks)
 
+__all__ = ["Benchmark", "ENTRY_POINT_GROUP", "PILLARS", "PluginError", "all_benchmarks", "get_benchmark",  # the
+           "load_entry_points", "load_plugin_files", "read_jsonl", "register"]  # plugin API and the registry
+
 load_entry_points()
 load_plugin_files(os.environ.get("SLM_BENCHMARK_FILES", ""))

@@ -2,7 +2,7 @@
 
 lm-eval's own humaneval/mbpp tasks load the `code_eval` metric from the Hub, so the
 configs here copy their prompts, stop sequences and few-shot examples and score with
-`slmlib.sandbox` instead.
+`sandbox` instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ CODE_LIMITS = {"cpu_seconds": 10, "wall_seconds": 15.0, "memory_mb": 1024}  # pe
 
 def run_tests(program: str) -> float:
     """1.0 if `program` (solution + tests) exits cleanly in the sandbox, else 0.0."""
-    from .. import sandbox
+    from . import sandbox
 
     return float(sandbox.run_program(program, sandbox.Limits(**CODE_LIMITS)).passed)
 

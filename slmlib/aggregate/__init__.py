@@ -1,0 +1,25 @@
+"""Aggregate stage: every run folder (and archives from other machines) into the ranked registry.
+
+`reconcile` takes runs in and finds nondeterminism, `scoring` normalizes and weighs, `uncertainty`
+bootstraps intervals and rank bands, `registry` builds and writes the registry (`schemas` checks
+it), `quantization_compare` compares quantizations of one model, `tables` shows it in the notebook.
+"""
+
+from . import uncertainty
+from ..params import validate as read_params
+from .quantization_compare import METHOD as QUANTIZATION_METHOD, model_key
+from .reconcile import load_study
+from .registry import DISPUTE_POINTS, build_registry, write_registry
+from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
+                      check_weights, normalize, pillar_scores)
+from .tables import (attention_frame, fmt_interval, intervals_frame, leaderboard_frame, quantization_frame,
+                     significance_matrix)
+
+__all__ = [  # what the notebook calls
+    "read_params", "check_weights", "WEIGHTS", "load_study", "build_registry", "leaderboard_frame",
+    "intervals_frame", "significance_matrix", "quantization_frame", "attention_frame", "write_registry",
+] + [  # for the runner, the command line and the other stages
+    "BADGES", "DISPUTE_POINTS", "NORMALIZATION", "QUANTIZATION_METHOD", "RENORMALIZATION",
+    "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores",
+    "uncertainty",
+]

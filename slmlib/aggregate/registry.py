@@ -1,0 +1,280 @@
+"""Aggregate stage: validated runs -> the model registry (`outputs/registry.json`).
+
+Takes the runs and samples `reconcile.load_study` read from `outputs/runs/`. Runs of the same
+weights, suite, limits, seed and score-changing settings are one entry whose per-task values
+are medians over its runs (DISPUTED when they spread more than 0.5 points); intervals come
+from a seeded bootstrap over items (`uncertainty`). Writes `outputs/registry.json` only
+through `write_registry`, which validates it against its JSON Schema. The registry is
+deterministic: no timestamps, sorted keys, floats rounded to `DECIMALS`, so deleting it and
+rebuilding gives identical bytes. Quantizations of one model are compared in its
+`quantizations` section (`quantization_compare`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .. import artifacts, paths
+from . import quantization_compare as quantizations, schemas, uncertainty
+from ..benchmarks import all_benchmarks
+from ..weights import model_digest
+from .reconcile import find_nondeterminism
+from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
+                      award_badges, check_weights, normalize, pillar_scores, size_bucket)
+
+DECIMALS = 4  # every float in the registry is rounded to this many decimals
+DISPUTE_POINTS = 0.5  # a task whose normalized score spreads more than this across runs is disputed
+CARD_FIELDS = ("name", "family", "hf_repo", "parameters", "parameter_count", "architecture",
+               "context_length", "license", "categories", "quantization", "quantization_name")
+SCORE_SETTINGS = ("backend", "dtype", "apply_chat_template")  # settings that define what is measured
+
+
+def group_key(run: dict) -> tuple:
+    """Runs with the same key are repeats of one entry: weights digest, suite, limits, seed, settings.
+
+    Batch size is left out on purpose: it should not change results; if it does, the spread
+    (DISPUTED) shows it.
+    """
+    settings = run.get("settings") or {}
+    return (model_digest(run["model_card"]), run["suite"], run.get("limit"),
+            run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS))
+
+
+def entry_id(run: dict) -> str:
+    """`<model_id>@<8 hex digits of the group key>`: unique per entry, stable across rebuilds."""
+    digest = hashlib.sha256(artifacts.dumps(list(group_key(run))).encode()).hexdigest()[:8]
+    return f"{run['model_id']}@{digest}"
+
+
+def group_runs(runs: list[dict]) -> tuple[dict[tuple, list[dict]], list[dict]]:
+    """Runs by `group_key` (each group sorted by run_id) and the runs rejected for conflicting data.
+
+    A run whose task was evaluated on other data or items than the same task in an earlier run
+    of its group cannot be one of its repeats.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    rejected = []
+    for run in sorted(runs, key=lambda r: r["run_id"]):
+        group = groups.setdefault(group_key(run), [])
+        clash = next(((name, other["run_id"]) for other in group for name, t in sorted(run["tasks"].items())
+                      if name in other["tasks"] and _items(other["tasks"][name]) != _items(t)), None)
+        if clash:
+            rejected.append({"run_id": run["run_id"], "source": f"runs/{run['run_id']}",
+                             "reason": f"task {clash[0]}: other data or items than run {clash[1]} of the "
+                                       "same weights, suite, limits, seed and settings"})
+        else:
+            group.append(run)
+    return {k: g for k, g in groups.items() if g}, rejected
+
+
+def _items(task: dict) -> tuple:
+    """What makes two evaluations of a task comparable item by item: data digest and item ids."""
+    return task.get("data_sha256"), tuple(task.get("item_ids") or ())
+
+
+def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, samples: dict | None = None,
+                   rejected: list[dict] = (), resamples: int = uncertainty.RESAMPLES,
+                   seed: int = uncertainty.SEED) -> dict:
+    """The registry: entries ranked by aggregate, with intervals, pairwise tests and flags.
+
+    `samples` maps run_id -> task -> sample rows (missing: no intervals); `rejected` lists runs
+    the loader refused (kept in the registry's `rejected` section).
+    """
+    check_weights(weights)
+    samples = samples or {}
+    groups, conflicts = group_runs(runs)
+    built = [build_entry(g, weights, samples, resamples, seed) for g in groups.values()]
+    entries = rank_entries([e for e, _ in built])
+    replicates = {e["entry_id"]: reps for e, reps in built}
+    entries.sort(key=lambda e: (e["rank"] is None, e["rank"] or 0, e["model_id"], e["entry_id"]))
+    comparisons = compare_entries(entries, replicates)
+    quantization_sets = quantizations.compare_quantizations(entries, replicates)
+    for e in entries:
+        e["badges"] = award_badges(e, entries)
+    by_id = {entry_id(g[0]): g for g in groups.values()}
+    flags = [f for e in entries for f in find_nondeterminism(e["entry_id"], by_id[e["entry_id"]], samples)]
+    return round_floats({
+        "schema_version": schemas.REGISTRY_SCHEMA_VERSION, "pillar_weights": dict(weights),
+        "weights_sum": sum(weights.values()), "normalization": NORMALIZATION, "renormalization": RENORMALIZATION,
+        "dispute_points": DISPUTE_POINTS, "decimals": DECIMALS, "badge_rules": list(BADGES),
+        "size_buckets": list(SIZE_BUCKETS),
+        "bootstrap": {"resamples": resamples, "seed": seed, "confidence": uncertainty.CONFIDENCE,
+                      "alpha": uncertainty.ALPHA, "method": uncertainty.METHOD, "test": uncertainty.TEST,
+                      "bands": uncertainty.BANDS},
+        "models": entries, "comparisons": comparisons, "quantizations": quantization_sets,
+        "nondeterministic": flags,
+        "rejected": sorted([*rejected, *conflicts], key=lambda r: (r["run_id"], r["source"])),
+    })
+
+
+def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
+                resamples: int = uncertainty.RESAMPLES, seed: int = uncertainty.SEED) -> tuple[dict, dict]:
+    """One entry from the runs of one group (sorted by run_id; the first gives the card), and its
+    bootstrap replicates."""
+    first = runs[0]
+    card = first["model_card"]
+    tasks = merge_tasks(runs)
+    inputs = bootstrap_inputs(tasks, runs, samples)
+    reps = uncertainty.bootstrap_entry(inputs, weights, resamples, seed)
+    cis = uncertainty.intervals(reps)
+    for name, t in tasks.items():
+        t.update(ci=cis["tasks"].get(name), ci_note=inputs[name]["note"])
+    pillars = pillar_scores(tasks)
+    disputed = sorted(name for name, t in tasks.items() if round(t["spread"], DECIMALS) > DISPUTE_POINTS)
+    aggregate = aggregate_score(pillars, weights) if pillars else None
+    energy = median_energy(runs)
+    entry = {
+        "entry_id": entry_id(first), "model_id": first["model_id"], **{f: card.get(f) for f in CARD_FIELDS},
+        "weights": {k: card["weights"].get(k) for k in ("kind", "sha256", "size_bytes")},
+        **({"adapter": {k: card["adapter"].get(k) for k in ("kind", "sha256", "r", "parameter_count")}}
+           if card.get("adapter") else {}),
+        "size_bucket": size_bucket(card["parameter_count"]),
+        "suite": first["suite"], "limit": first.get("limit"), "limit_generative": first.get("limit_generative"),
+        "seed": first["seed"], "tasks": tasks, "pillars": pillars, "aggregate": aggregate,
+        "intervals": {"pillars": cis["pillars"], "aggregate": cis["aggregate"]},
+        "run_ids": [r["run_id"] for r in runs],
+        "settings": first["settings"], "settings_vary": settings_vary(runs),
+        "edge": median_edge(runs), "energy": energy,
+        "efficiency": aggregate / energy["kwh"] if energy and energy["kwh"] > 0 and aggregate is not None else None,
+        "disputed": bool(disputed), "disputed_tasks": disputed,
+        "rank": None, "rank_band": None, "rank_range": None, "badges": [],
+    }
+    entry["name"] = entry["name"] or entry["model_id"]
+    items = {name: _items(next(r["tasks"][name] for r in runs if r["run_id"] == t["samples_run"]))
+             for name, t in tasks.items()}
+    return round_floats(entry), {"aggregate": reps["aggregate"], "pillars": reps["pillars"], "items": items}
+
+
+def merge_tasks(runs: list[dict]) -> dict[str, dict]:
+    """Per task, the median over runs of raw, score, baseline, stderr and n, plus the spread.
+
+    `normalized` is computed from the median score and baseline; `spread` is max - min of
+    the per-run normalized scores (0-100 points); `samples_run` is the run whose samples
+    give the interval: the one with the median (low) score, the earliest on ties.
+    """
+    names = sorted({name for r in runs for name in r["tasks"]})
+    merged = {}
+    for name in names:
+        having = [r for r in runs if name in r["tasks"]]
+        recs = [r["tasks"][name] for r in having]
+        per_run = [normalize(t["score"], t["baseline"]) for t in recs]
+        stderrs = [t["stderr"] for t in recs if t.get("stderr") is not None]
+        score = statistics.median(t["score"] for t in recs)
+        baseline = statistics.median(t["baseline"] for t in recs)
+        middle = statistics.median_low(t["score"] for t in recs)
+        merged[name] = {
+            "task": name, "pillar": recs[0]["pillar"], "metric": recs[0].get("metric"),
+            "raw": statistics.median(t["raw"] for t in recs), "score": score, "baseline": baseline,
+            "normalized": normalize(score, baseline),
+            "stderr": statistics.median(stderrs) if stderrs else None,
+            "n": statistics.median_low(t["n"] for t in recs), "n_runs": len(recs),
+            "spread": max(per_run) - min(per_run),
+            "samples_run": next(r["run_id"] for r, t in zip(having, recs) if t["score"] == middle),
+            "extra_metrics": median_extra_metrics(recs),
+        }
+    return merged
+
+
+def median_extra_metrics(recs: list[dict]) -> dict[str, float | None]:
+    """Per secondary metric (e.g. BBQ's accuracy by context condition), the median over the runs
+    that report a number for it; None when none does. Informational: never ranked."""
+    names = sorted({m for t in recs for m in t.get("extra_metrics") or {}})
+    values = {m: [v for t in recs if (v := (t.get("extra_metrics") or {}).get(m)) is not None] for m in names}
+    return {m: statistics.median(v) if v else None for m, v in values.items()}
+
+
+def bootstrap_inputs(tasks: dict[str, dict], runs: list[dict], samples: dict) -> dict[str, dict]:
+    """Per task, what `uncertainty.bootstrap_entry` needs, and a note when no (or a caveated)
+    interval is possible."""
+    benches = all_benchmarks()
+    out = {}
+    for name, t in tasks.items():
+        rec = next(r["tasks"][name] for r in runs if r["run_id"] == t["samples_run"])
+        rows = samples.get(t["samples_run"], {}).get(name)
+        by_id = {r["item_id"]: r["value"] for r in rows or ()}
+        values = [by_id[i] for i in rec["item_ids"]] if rows and "item_ids" in rec else [r["value"] for r in rows or ()]
+        bench, note = benches.get(name), None
+        if not values:
+            note = "no per-sample results"
+        elif abs(sum(values) / len(values) - rec["raw"]) > 1e-6:
+            values, note = None, "per-item values do not average to the raw metric: no interval"
+        elif bench is None and abs(rec["score"] - rec["raw"]) > 1e-9:
+            values, note = None, "task not registered here and its score differs from raw: no interval"
+        elif bench is None:
+            note = "task not registered here: identity score transform (score equals raw)"
+        out[name] = {"pillar": t["pillar"], "baseline": rec["baseline"], "values": values or None,
+                     "transform": bench.score if bench else None, "note": note}
+    return out
+
+
+def compare_entries(entries: list[dict], replicates: dict) -> list[dict]:
+    """Pairwise tests between ranked entries (in registry order); sets rank_band and rank_range.
+
+    `replicates` maps entry_id -> {"aggregate": replicates or None, "pillars": ..., "items": task -> items key}.
+    """
+    ranked = [e for e in entries if e["aggregate"] is not None]
+    models = [{"entry_id": e["entry_id"], "aggregate": e["aggregate"], "ci": e["intervals"]["aggregate"],
+               "replicates": replicates[e["entry_id"]]["aggregate"], "items": replicates[e["entry_id"]]["items"]}
+              for e in ranked]
+    comparisons = uncertainty.compare_all(models)
+    bands = uncertainty.rank_bands({e["entry_id"]: e["aggregate"] for e in ranked}, comparisons)
+    for e in ranked:
+        e["rank_band"], e["rank_range"] = bands[e["entry_id"]][0], bands[e["entry_id"]]
+    return comparisons
+
+
+def median_edge(runs: list[dict]) -> dict[str, float]:
+    """Median of each numeric edge figure over the runs that report it (never used for rank);
+    nested figures (time to first token per prompt length) become `key.sub`."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in (run.get("edge") or {}).items():
+            for k, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    values.setdefault(key if k is None else f"{key}.{k}", []).append(v)
+    return {key: statistics.median(v) for key, v in sorted(values.items())}
+
+
+def median_energy(runs: list[dict]) -> dict | None:
+    """Median kWh and CO2 (kg) of evaluation (model load excluded) over the runs that measured it."""
+    measured = [r["energy"] for r in runs if isinstance(r.get("energy"), dict)]
+    if not measured:
+        return None
+    return {"kwh": statistics.median(e["kwh"] for e in measured),
+            "co2_kg": statistics.median(e["co2_kg"] for e in measured), "runs": len(measured)}
+
+
+def settings_vary(runs: list[dict]) -> list[str]:
+    """Names of the settings that differ between the runs of one entry."""
+    keys = sorted({k for r in runs for k in r["settings"]})
+    return [k for k in keys if len({artifacts.dumps(r["settings"].get(k)) for r in runs}) > 1]
+
+
+def rank_entries(entries: list[dict]) -> list[dict]:
+    """Set `rank` (1 = best aggregate; equal aggregates share a rank, the next rank skips)."""
+    scored = [round(e["aggregate"], DECIMALS) for e in entries if e["aggregate"] is not None]
+    for e in entries:
+        if e["aggregate"] is not None:
+            e["rank"] = 1 + sum(s > round(e["aggregate"], DECIMALS) for s in scored)
+    return entries
+
+
+def round_floats(value: Any, decimals: int = DECIMALS) -> Any:
+    """`value` with every float rounded (and -0.0 made 0.0), recursively through dicts and lists."""
+    if isinstance(value, float):
+        return round(value, decimals) + 0.0
+    if isinstance(value, dict):
+        return {k: round_floats(v, decimals) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [round_floats(v, decimals) for v in value]
+    return value
+
+
+def write_registry(registry: dict, path: Path | None = None) -> Path:
+    """Validate the registry against its JSON Schema, then write it atomically (default
+    `paths.registry_path()`); returns the path."""
+    schemas.check(registry, schemas.registry_schema(), "registry")
+    return artifacts.write_json(Path(path) if path is not None else paths.registry_path(), registry)

@@ -1,0 +1,20 @@
+"""The evaluate stage's models behind lm-eval's `LM` interface: llama.cpp for GGUF weights
+(`llamacpp`, its log kept to errors in `llamalog`) and lm-eval's hf backend with shared prefixes
+(`hfprefix`); both evaluate a context once for all its continuations (`prefixes`).
+
+Names load their module on first use: the backends import lm-eval and torch, which detect and
+the command line do not need."""
+
+import importlib
+
+_WHERE = {"Counters": "llamacpp", "LlamaCppLM": "llamacpp", "library_version": "llamacpp",
+          "SharedPrefixHFLM": "hfprefix", "quiet_llama_log": "llamalog", "common_prefix": "prefixes"}
+_RENAMED = {"quiet_llama_log": "quiet"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), _RENAMED.get(name, name))

@@ -1,0 +1,20 @@
+"""Detect stage: a YAML submission becomes a validated model card (no weights loaded).
+
+`submission` reads and checks the YAML, `card` completes it from the weights and validates it,
+`ledger` holds the duplicate and rate-limit checks, `estimate` the runtime estimate.
+"""
+
+from ..params import validate as read_params
+from .card import MAX_PARAMETERS, card_frame, detect_submission, estimate_frame, load_card, report_frame, save_card
+from .ledger import RATE_LIMIT, RATE_WINDOW_DAYS
+from .submission import (HF_REPO_FORMAT, LICENSES, MAX_BYTES, MAX_DEPTH, SCHEMA_PATH, SubmissionError,
+                         choose_quantizations, json_schema, quantization_names, schema_text)
+from .submission import read as read_submission
+
+__all__ = [  # what the notebook calls
+    "read_params", "detect_submission", "card_frame", "report_frame", "estimate_frame", "save_card",
+] + [  # for the runner, the command line and the other stages
+    "HF_REPO_FORMAT", "LICENSES", "MAX_BYTES", "MAX_DEPTH", "MAX_PARAMETERS", "RATE_LIMIT",
+    "RATE_WINDOW_DAYS", "SCHEMA_PATH", "SubmissionError", "choose_quantizations", "json_schema",
+    "load_card", "quantization_names", "read_submission", "schema_text",
+]

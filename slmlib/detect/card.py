@@ -1,0 +1,312 @@
+"""The model card: a submission completed from its weights and validated (detect stage; no weights loaded).
+
+Reads `params/submissions/<id>.yaml` (`submission`: schema and safe reading); fills missing
+fields from the weights' metadata (`slmlib.weights`: GGUF header, config.json and safetensors
+headers, the Hub when online); validates every rule and reports every problem, not just the
+first; checks the registry for duplicates and the submissions ledger for the rate limit
+(`ledger`); estimates the run time (`estimate`). Writes `validation.json`, and when valid
+`model_card.json` plus one ledger line. A submission listing `model.quantizations` is
+evaluated one quantization per run: the card describes that file (converted once by
+llama.cpp, or another GGUF of the model), and every rule applies to it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import artifacts, paths, weights as w
+from . import ledger, submission
+from .submission import PARAM_FORMAT, SubmissionError
+
+SCHEMA_VERSION = 1
+MAX_PARAMETERS = 3_000_000_000  # by the count detected from the weights
+TOLERANCE = 0.10  # a declared parameters/context_length may differ from the detected one by this much
+REQUIRED = ("name", "family", "parameters", "architecture", "context_length", "license")
+
+
+@dataclass
+class Report:
+    """What detect found wrong (errors stop the run) or worth a look (warnings), and the estimate."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    estimate: dict | None = None  # estimate.estimate_runtime, when asked for
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "errors": self.errors, "warnings": self.warnings,
+                "estimate": self.estimate}
+
+
+def format_parameters(count: int) -> str:
+    """135M, 1.7B, 0.041M: the submission format for a parameter count."""
+    if count >= 1e9:
+        return f"{count / 1e9:.1f}B"
+    if count >= 1e7:
+        return f"{round(count / 1e6)}M"
+    # two significant digits without exponent notation (0.00004M, not 4e-05M, which PARAM_FORMAT rejects)
+    return f"{float(f'{count / 1e6:.2g}'):f}".rstrip("0").rstrip(".") + "M"
+
+
+def parse_parameters(text: str) -> int:
+    return int(float(text[:-1]) * (1e9 if text.endswith("B") else 1e6))
+
+
+def _local_path(text: str, base_dir: Path) -> Path:
+    path = Path(os.path.expandvars(text)).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[w.Weights, dict[str, Any]]:
+    """The weights (files, hash) and the metadata detected from them, for any weights form."""
+    source = dict(source or {})
+    if not source:
+        if not isinstance(model.get("hf_repo"), str):
+            raise w.WeightsError("weights: missing; say where the weights are (see "
+                                      "params/submissions/template.yaml), or give model.hf_repo for the Hub")
+        source = {"hf_repo": model["hf_repo"], "revision": model.get("hf_revision")}
+    if "hf_repo" in source:
+        meta = w.hub_metadata(source["hf_repo"], source.get("revision"))
+        return w.Weights("hub", source["hf_repo"], meta["revision"], meta.pop("weights_sha256"),
+                              meta.pop("size_bytes")), meta
+    if "cache" in source:
+        rel = Path(source["cache"])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise w.WeightsError(f"weights.cache: {source['cache']!r} must be a relative path inside the cache")
+        path = paths.cache_root() / rel
+        if not path.exists():
+            raise w.WeightsError(f"weights.cache: {path} does not exist; "
+                                      f"{source.get('install') or 'put the weights there first'}")
+        source = {"gguf" if path.is_file() else "dir": str(path)}
+    elif "gguf" in source or "dir" in source:
+        key = "gguf" if "gguf" in source else "dir"
+        source = {key: str(_local_path(source[key], base_dir))}
+    weights = w.resolve_weights(source, base_dir)
+    read = w.gguf_metadata if weights.kind == "gguf" else w.hf_dir_metadata
+    return weights, read(Path(weights.path))
+
+
+def convert_errors(quants: list[dict], weights: w.Weights) -> list[str]:
+    """`convert` entries on weights llama.cpp cannot convert (anything but one GGUF file)."""
+    return [f"model.quantizations[{i}].convert: converts the submission's own GGUF file, but `weights:` are "
+            f"{weights.kind}; remove convert, or point weights at a GGUF file"
+            for i, q in enumerate(quants) if "convert" in q and weights.kind != "gguf"]
+
+
+def resolve_quantization(picked: tuple[int, dict] | None, weights: w.Weights, detected: dict,
+                         base_dir: Path) -> tuple[w.Weights, dict, dict | None]:
+    """The weights the picked quantization (index, entry) names, their metadata, and the conversion record
+    (format, source SHA-256, seconds, llama-cpp-python version) when llama.cpp converted them. Without a
+    pick, or for an entry with neither convert nor gguf: the submission's own weights."""
+    i, entry = picked or (None, {})
+    where = f"model.quantizations[{i}]"
+    if "gguf" in entry:
+        path = _local_path(entry["gguf"], base_dir)
+        if not (path.is_file() and path.suffix == ".gguf"):
+            raise w.WeightsError(f"{where}.gguf: {path} is not a .gguf file; give the path of another GGUF "
+                                      "file of this model (~ and $VARS expanded, relative to the submission)")
+        other = w.resolve_weights({"gguf": str(path)}, base_dir)
+        return other, w.gguf_metadata(path), None
+    if "convert" not in entry:
+        return weights, detected, None
+    try:
+        converted, _ = w.convert_gguf(weights, entry["convert"])
+    except ImportError:
+        raise w.WeightsError(f"{where}.convert: converting needs the llama_cpp package (llama-cpp-python), "
+                                  "which is not installed in this environment; install it, or choose a "
+                                  "quantization without convert (quantization: NAME)") from None
+    record = artifacts.read_json(Path(converted.path).with_suffix(".json"))  # written by convert_gguf
+    conversion = {"format": entry["convert"], "source_sha256": weights.sha256, "seconds": record["seconds"],
+                  "llama_cpp_python": record["llama_cpp_python"]}
+    return converted, w.gguf_metadata(Path(converted.path)), conversion
+
+
+def detect_adapter(source: dict, weights: w.Weights, detected: dict, base_dir: Path, report: Report) -> dict:
+    """The card's `adapter` section (where, digest, rank, targets, parameters); its problems go to `report`."""
+    if "dir" in source:
+        source = {"dir": str(_local_path(source["dir"], base_dir))}
+    folder, commit = w.adapter_dir(source)
+    meta = w.read_adapter(folder)
+    errors, warnings, facts = w.check_adapter(meta, weights, detected)
+    report.errors += errors
+    report.warnings += warnings
+    return {"kind": "hub" if "hf_repo" in source else "dir", "path": str(folder),
+            "hf_repo": source.get("hf_repo"), "revision": commit, "sha256": meta["sha256"],
+            "size_bytes": meta["size_bytes"], **facts}
+
+
+def _pick(model: dict, detected: dict, key: str, kind: type) -> Any:
+    """The declared value when it has the right type, else the detected one."""
+    value = model.get(key)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else detected.get(key)
+
+
+def _weights_record(weights: w.Weights) -> dict:
+    return {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
+            "sha256": weights.sha256, "size_bytes": weights.size_bytes}
+
+
+def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None = None,
+               quantization: str = "") -> tuple[dict, Report]:
+    """Model card from a submission plus detected metadata, and the validation report.
+
+    `quantization` names the listed quantization to evaluate ("" = the first); without
+    `model.quantizations` the weights as given are evaluated.
+    """
+    report = Report(errors=submission.check(data))
+    model = data["model"]
+    quants = model.get("quantizations") if isinstance(model.get("quantizations"), list) else []
+    base_dir = Path(base_dir or paths.REPO_ROOT)
+    source_errors = submission.check_weights(data["weights"]) if data.get("weights") is not None else []
+    source_errors += submission.check_adapter(data["adapter"]) if data.get("adapter") is not None else []
+    if not source_errors and not any(e.startswith("model.quantizations") for e in report.errors):
+        try:
+            chosen = submission.choose_quantizations([q["name"] for q in quants], quantization)[0]
+        except SubmissionError as exc:
+            source_errors.append(str(exc))
+    if source_errors or any(e.startswith("model.quantizations") for e in report.errors):
+        report.errors += source_errors
+        return {"model_id": submission_id, **model}, report
+    picked = next(((i, q) for i, q in enumerate(quants) if q["name"] == chosen), None)
+    try:
+        source, detected = resolve(data.get("weights"), model, base_dir)
+        unconvertible = convert_errors(quants, source)
+        report.errors += unconvertible
+        weights, detected, conversion = (source, detected, None) if unconvertible else \
+            resolve_quantization(picked, source, detected, base_dir)
+        adapter = detect_adapter(data["adapter"], weights, detected, base_dir, report) if data.get("adapter") else None
+    except (w.WeightsError, w.MetadataError, w.HubUnreachable,
+            w.AdapterError) as exc:
+        report.errors.append(str(exc))
+        return {"model_id": submission_id, **model}, report
+    count = detected.get("parameter_count")
+    if count and adapter:
+        count += adapter["parameter_count"]  # the evaluated model: base plus adapter
+    license_ = _pick(model, detected, "license", str)
+    card = {
+        "schema_version": SCHEMA_VERSION, "model_id": submission_id,
+        **{k: _pick(model, detected, k, str) for k in ("name", "family", "hf_repo", "hf_revision")},
+        "parameters": _pick(model, {"parameters": format_parameters(count) if count else None}, "parameters", str),
+        "parameter_count": count,
+        "architecture": _pick(model, detected, "architecture", str),
+        "context_length": _pick(model, detected, "context_length", int),
+        "license": license_.lower() if isinstance(license_, str) else None,
+        "categories": model.get("categories") if isinstance(model.get("categories"), list) else [],
+        "quantization": detected.get("quantization"),
+        "quantizations": quants,
+        "has_chat_template": detected.get("has_chat_template"),
+        "submitted_by": _pick(model, {}, "submitted_by", str), "contact": _pick(model, {}, "contact", str),
+        "weights": _weights_record(weights),
+        "detected": dict(detected),
+    }
+    if picked is not None:  # one listed quantization: the evaluated file, and the submission's own
+        card.update(quantization_name=picked[1]["name"], source_weights=_weights_record(source))
+    if conversion:
+        card["conversion"] = conversion
+    if adapter:
+        card["adapter"] = adapter
+    report.errors += check_card(card, model)
+    report.errors += ledger.duplicate_errors(card, ledger.registry_models())
+    report.errors += ledger.rate_limit_errors(card, ledger.read_ledger())
+    if not isinstance(model.get("submitted_by"), str):
+        report.warnings.append(f"model.submitted_by: missing; the rate limit counts this as {ledger.ANONYMOUS}")
+    return card, report
+
+
+def check_card(card: dict, declared: dict) -> list[str]:
+    """Semantic rules: required fields, size limit, declared vs detected, license allowlist."""
+    errors = [f"model.{key}: missing and not detectable from the weights; add it"
+              for key in REQUIRED if card.get(key) in (None, "")]
+    count = card["parameter_count"]
+    if count is None and isinstance(card["parameters"], str) and PARAM_FORMAT.match(card["parameters"]):
+        errors.append("model.parameters: the weights' parameter count could not be counted; "
+                      "the 3B limit is checked on the weights, not the declared size")
+    if count and count > MAX_PARAMETERS:
+        errors.append(f"model.parameters: the weights hold {count:,} parameters ({format_parameters(count)}), "
+                      f"over the {format_parameters(MAX_PARAMETERS)} limit")
+    declared_params = declared.get("parameters")
+    if count and isinstance(declared_params, str) and PARAM_FORMAT.match(declared_params):
+        if abs(parse_parameters(declared_params) - count) > TOLERANCE * count:
+            errors.append(f"model.parameters: declared {declared_params} but the weights hold "
+                          f"{count:,} ({format_parameters(count)})")
+    ctx, found = declared.get("context_length"), card["detected"].get("context_length")
+    if isinstance(ctx, int) and isinstance(found, int) and abs(ctx - found) > TOLERANCE * found:
+        errors.append(f"model.context_length: declared {ctx} but the weights say {found}")
+    if card["license"] and card["license"] not in submission.LICENSES:
+        errors.append(f"model.license: {card['license']!r} is not on the allowlist of licenses that permit "
+                      f"benchmarking and publishing results ({', '.join(submission.LICENSES)})")
+    return errors
+
+
+def detect_submission(path: str | Path, p=None, quantization: str | None = None) -> tuple[dict, Report]:
+    """Read, detect and validate the submission at `path` (relative paths from the repo).
+
+    With params `p` (suite, tasks, limits, seed) the report also carries a runtime estimate
+    for this machine; a failed estimate is a warning, never an error. `quantization` picks a
+    listed quantization (None: `p.quantization`, or the first listed one without `p`).
+    """
+    path = Path(path)
+    if not path.is_absolute():
+        path = paths.REPO_ROOT / path
+    submission_id = paths.check_id(path.stem, "submission file name")
+    if quantization is None:
+        quantization = p.quantization if p is not None else ""
+    card, report = build_card(submission.read(path), submission_id, base_dir=path.parent, quantization=quantization)
+    if p is not None and card.get("parameter_count"):
+        from . import estimate
+
+        try:
+            report.estimate = estimate.estimate_runtime(w.Weights(**card["weights"]), card["parameter_count"], p)
+        except Exception as exc:  # informational only: say why and go on
+            report.warnings.append(f"runtime estimate skipped: {type(exc).__name__}: {str(exc)[:200]}")
+    return card, report
+
+
+def card_frame(card: dict):
+    """The card as a two-column table (field, value) for the notebook."""
+    import pandas as pd
+
+    parts = ("weights", "source_weights", "conversion", "adapter")
+    rows = [(k, v) for k, v in card.items() if k not in {"detected", "schema_version", *parts}]
+    rows += [(f"{part}.{k}", v) for part in parts for k, v in (card.get(part) or {}).items()]
+    return pd.DataFrame(rows, columns=["field", "value"]).astype({"value": str})
+
+
+def report_frame(report: Report):
+    import pandas as pd
+
+    rows = [("error", e) for e in report.errors] + [("warning", w) for w in report.warnings]
+    return pd.DataFrame(rows or [("ok", "no problems found")], columns=["level", "message"])
+
+
+def estimate_frame(report: Report):
+    """Per-task items, tokens and estimated seconds (empty when no estimate was made)."""
+    import pandas as pd
+
+    tasks = (report.estimate or {}).get("tasks", {})
+    return pd.DataFrame([{"task": name, **t} for name, t in tasks.items()],
+                        columns=["task", "items", "scored", "generated", "seconds"])
+
+
+def save_card(run_path: Path, card: dict, report: Report) -> Path:
+    """Write validation.json, then (if valid) model_card.json and the ledger line; raise listing errors if not."""
+    artifacts.write_json(paths.validation_file(run_path), report.to_dict())
+    if report.errors:
+        raise SubmissionError("submission has errors:\n- " + "\n- ".join(report.errors))
+    written = artifacts.write_json(paths.model_card_file(run_path), card)
+    ledger.append(card)
+    return written
+
+
+def load_card(run_path: Path) -> dict:
+    """The model card detect wrote for this run."""
+    path = paths.model_card_file(run_path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model card; run the detect stage for this run first")
+    return artifacts.read_json(path)

@@ -1,0 +1,136 @@
+"""Suites: which benchmarks a run evaluates, their verified data and the items chosen.
+
+Serves the evaluate stage. `prepare_task` finds a benchmark's files in its pinned
+pack, checks their digest, turns them into lm-eval documents once (cached as JSON
+lines keyed by the digest) and picks a deterministic, stratified subsample.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import artifacts, datapacks, paths
+from ..benchmarks import Benchmark, all_benchmarks, get_benchmark
+
+EMBEDDED = ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
+            "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2")
+SUITES = {
+    "embedded": EMBEDDED,  # every built-in benchmark, on data from pinned packages (no network)
+    # the same benchmarks, each run as lm-eval's own task (`Benchmark.lm_eval_task`) on Hub data (online)
+    "standard": EMBEDDED,
+}
+
+
+class DataIntegrityError(RuntimeError):
+    """A benchmark's files do not match the digest pinned in its definition."""
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A benchmark ready for lm-eval: its documents and the chosen items."""
+
+    bench: Benchmark
+    data_file: Path | None  # JSON lines of all documents, in lm-eval's schema (None: lm-eval loads them)
+    data_sha256: str  # digest of the source files (pinned), or of the documents lm-eval loaded
+    n_total: int  # documents in the split
+    indices: list[int]  # chosen document indices, sorted
+    item_ids: list[str]  # their stable ids
+    baseline: float  # random baseline over the chosen items
+    spec: str | dict | None = None  # standard suite: lm-eval's task name, or a config over its Hub data
+    samples: dict[str, list[int]] | None = None  # standard suite: lm-eval (sub)task -> chosen document indices
+
+
+def suite_tasks(suite: str, tasks: list[str] | None = None) -> list[str]:
+    """Task names of `suite`, or the given subset (each must exist)."""
+    if suite not in SUITES:
+        raise ValueError(f"suite: unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    names = list(tasks) if tasks else list(SUITES[suite])
+    for name in names:
+        get_benchmark(name)
+    return names
+
+
+def source_files(bench: Benchmark) -> tuple[Path, list[Path]]:
+    """The pack root and the files of `bench` inside it."""
+    root = Path(bench.root) if bench.root else datapacks.pack_root(bench.pack)
+    files = sorted({f for pattern in bench.files for f in root.glob(pattern)})
+    if not files:
+        raise datapacks.DataPackError(
+            f"{bench.name}: no files match {bench.files} in {root}; reinstall with `make setup`")
+    return root, files
+
+
+def verify(bench: Benchmark) -> tuple[str, list[Path]]:
+    """Digest of the benchmark's files; raises unless it equals the pinned one."""
+    root, files = source_files(bench)
+    digest = datapacks.digest_files(files, root)
+    if digest != bench.sha256:
+        raise DataIntegrityError(
+            f"{bench.name}: data digest {digest} does not match the pinned {bench.sha256} "
+            f"(pack {bench.pack}); reinstall the pack with `make setup`")
+    return digest, files
+
+
+def materialize(bench: Benchmark) -> tuple[Path, str, list[dict]]:
+    """Write the benchmark's documents once to the cache; return file, digest, documents."""
+    digest, files = verify(bench)
+    out = paths.cache_root() / "tasks" / f"{bench.name}-{digest[:16]}.jsonl"
+    if out.exists():
+        return out, digest, artifacts.read_jsonl(out)
+    docs = bench.load(files)
+    ids = [d["item_id"] for d in docs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{bench.name}: item ids are not unique")
+    artifacts.write_jsonl(out, docs)
+    return out, digest, docs
+
+
+def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed: str) -> list[int]:
+    """`limit` indices chosen at random with `seed` (any string or int), spread over the groups of `key` in
+    proportion to their size (largest remainder); all indices when limit is None."""
+    n = len(docs)
+    if limit is None or limit >= n:
+        return list(range(n))
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, d in enumerate(docs):
+        groups[str(d.get(key)) if key else ""].append(i)
+    names = sorted(groups)
+    quotas = {g: limit * len(groups[g]) / n for g in names}
+    counts = {g: int(quotas[g]) for g in names}
+    by_remainder = sorted(names, key=lambda g: (-(quotas[g] - counts[g]), g))
+    for g in by_remainder[: limit - sum(counts.values())]:
+        counts[g] += 1
+    rng = random.Random(seed)
+    chosen = [i for g in names for i in rng.sample(groups[g], counts[g])]
+    return sorted(chosen)
+
+
+def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
+    bench = get_benchmark(name)
+    data_file, digest, docs = materialize(bench)
+    indices = stratified_sample(docs, limit, bench.stratify, f"{seed}:{name}")
+    chosen = [docs[i] for i in indices]
+    return PreparedTask(bench, data_file, digest, len(docs), indices,
+                        [d["item_id"] for d in chosen], bench.baseline(chosen))
+
+
+def benchmark_table() -> list[dict]:
+    """One row per registered benchmark, for the methodology page and the notebooks."""
+    return [{"task": b.name, "title": b.title, "pillar": b.pillar, "metric": b.metric,
+             "num_fewshot": b.num_fewshot,
+             "baseline": getattr(b, "BASELINE_RULE", "1/choices per item" if b.n_choices else "0"),
+             "pack": b.pack, "license": b.license, "source": b.source_note}
+            for b in all_benchmarks().values()]
+
+
+def digest_report() -> dict[str, str]:
+    """Current digest of each benchmark's files (for pinning a new pack version)."""
+    return {name: datapacks.digest_files(*reversed(source_files(b)))
+            for name, b in all_benchmarks().items()}
+
+
+__all__ = ["SUITES", "PreparedTask", "prepare_task", "suite_tasks", "stratified_sample",
+           "benchmark_table", "digest_report", "DataIntegrityError"]
