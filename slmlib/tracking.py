@@ -74,7 +74,7 @@ def run_params(p) -> dict[str, str]:
 def run_artifacts(run_id: str) -> dict[str, list[Path]]:
     """Artifact folder -> files: the run's JSON records, executed notebooks and HTML reports."""
     run = paths.run_dir(run_id)
-    return {"run": sorted(run.glob("*.json")), "notebooks": sorted(run.glob("notebooks/*.ipynb")),
+    return {"run": sorted(run.glob("*.json")), "notebooks": sorted(paths.executed_dir(run).glob("*.ipynb")),
             "reports": sorted(paths.run_reports_dir(run_id).glob("*.html"))}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts, paths, weights as w
+from .. import artifacts, paths, weights as wts
 from . import ledger, submission
 from .submission import PARAM_FORMAT, SubmissionError
 
@@ -63,44 +63,44 @@ def _local_path(text: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[w.Weights, dict[str, Any]]:
+def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[wts.Weights, dict[str, Any]]:
     """The weights (files, hash) and the metadata detected from them, for any weights form."""
     source = dict(source or {})
     if not source:
         if not isinstance(model.get("hf_repo"), str):
-            raise w.WeightsError("weights: missing; say where the weights are (see "
+            raise wts.WeightsError("weights: missing; say where the weights are (see "
                                       "params/submissions/template.yaml), or give model.hf_repo for the Hub")
         source = {"hf_repo": model["hf_repo"], "revision": model.get("hf_revision")}
     if "hf_repo" in source:
-        meta = w.hub_metadata(source["hf_repo"], source.get("revision"))
-        return w.Weights("hub", source["hf_repo"], meta["revision"], meta.pop("weights_sha256"),
+        meta = wts.hub_metadata(source["hf_repo"], source.get("revision"))
+        return wts.Weights("hub", source["hf_repo"], meta["revision"], meta.pop("weights_sha256"),
                               meta.pop("size_bytes")), meta
     if "cache" in source:
         rel = Path(source["cache"])
         if rel.is_absolute() or ".." in rel.parts:
-            raise w.WeightsError(f"weights.cache: {source['cache']!r} must be a relative path inside the cache")
+            raise wts.WeightsError(f"weights.cache: {source['cache']!r} must be a relative path inside the cache")
         path = paths.cache_root() / rel
         if not path.exists():
-            raise w.WeightsError(f"weights.cache: {path} does not exist; "
+            raise wts.WeightsError(f"weights.cache: {path} does not exist; "
                                       f"{source.get('install') or 'put the weights there first'}")
         source = {"gguf" if path.is_file() else "dir": str(path)}
     elif "gguf" in source or "dir" in source:
         key = "gguf" if "gguf" in source else "dir"
         source = {key: str(_local_path(source[key], base_dir))}
-    weights = w.resolve_weights(source, base_dir)
-    read = w.gguf_metadata if weights.kind == "gguf" else w.hf_dir_metadata
+    weights = wts.resolve_weights(source, base_dir)
+    read = wts.gguf_metadata if weights.kind == "gguf" else wts.hf_dir_metadata
     return weights, read(Path(weights.path))
 
 
-def convert_errors(quants: list[dict], weights: w.Weights) -> list[str]:
+def convert_errors(quants: list[dict], weights: wts.Weights) -> list[str]:
     """`convert` entries on weights llama.cpp cannot convert (anything but one GGUF file)."""
     return [f"model.quantizations[{i}].convert: converts the submission's own GGUF file, but `weights:` are "
             f"{weights.kind}; remove convert, or point weights at a GGUF file"
             for i, q in enumerate(quants) if "convert" in q and weights.kind != "gguf"]
 
 
-def resolve_quantization(picked: tuple[int, dict] | None, weights: w.Weights, detected: dict,
-                         base_dir: Path) -> tuple[w.Weights, dict, dict | None]:
+def resolve_quantization(picked: tuple[int, dict] | None, weights: wts.Weights, detected: dict,
+                         base_dir: Path) -> tuple[wts.Weights, dict, dict | None]:
     """The weights the picked quantization (index, entry) names, their metadata, and the conversion record
     (format, source SHA-256, seconds, llama-cpp-python version) when llama.cpp converted them. Without a
     pick, or for an entry with neither convert nor gguf: the submission's own weights."""
@@ -109,31 +109,31 @@ def resolve_quantization(picked: tuple[int, dict] | None, weights: w.Weights, de
     if "gguf" in entry:
         path = _local_path(entry["gguf"], base_dir)
         if not (path.is_file() and path.suffix == ".gguf"):
-            raise w.WeightsError(f"{where}.gguf: {path} is not a .gguf file; give the path of another GGUF "
+            raise wts.WeightsError(f"{where}.gguf: {path} is not a .gguf file; give the path of another GGUF "
                                       "file of this model (~ and $VARS expanded, relative to the submission)")
-        other = w.resolve_weights({"gguf": str(path)}, base_dir)
-        return other, w.gguf_metadata(path), None
+        other = wts.resolve_weights({"gguf": str(path)}, base_dir)
+        return other, wts.gguf_metadata(path), None
     if "convert" not in entry:
         return weights, detected, None
     try:
-        converted, _ = w.convert_gguf(weights, entry["convert"])
+        converted, _ = wts.convert_gguf(weights, entry["convert"])
     except ImportError:
-        raise w.WeightsError(f"{where}.convert: converting needs the llama_cpp package (llama-cpp-python), "
+        raise wts.WeightsError(f"{where}.convert: converting needs the llama_cpp package (llama-cpp-python), "
                                   "which is not installed in this environment; install it, or choose a "
                                   "quantization without convert (quantization: NAME)") from None
     record = artifacts.read_json(Path(converted.path).with_suffix(".json"))  # written by convert_gguf
     conversion = {"format": entry["convert"], "source_sha256": weights.sha256, "seconds": record["seconds"],
                   "llama_cpp_python": record["llama_cpp_python"]}
-    return converted, w.gguf_metadata(Path(converted.path)), conversion
+    return converted, wts.gguf_metadata(Path(converted.path)), conversion
 
 
-def detect_adapter(source: dict, weights: w.Weights, detected: dict, base_dir: Path, report: Report) -> dict:
+def detect_adapter(source: dict, weights: wts.Weights, detected: dict, base_dir: Path, report: Report) -> dict:
     """The card's `adapter` section (where, digest, rank, targets, parameters); its problems go to `report`."""
     if "dir" in source:
         source = {"dir": str(_local_path(source["dir"], base_dir))}
-    folder, commit = w.adapter_dir(source)
-    meta = w.read_adapter(folder)
-    errors, warnings, facts = w.check_adapter(meta, weights, detected)
+    folder, commit = wts.adapter_dir(source)
+    meta = wts.read_adapter(folder)
+    errors, warnings, facts = wts.check_adapter(meta, weights, detected)
     report.errors += errors
     report.warnings += warnings
     return {"kind": "hub" if "hf_repo" in source else "dir", "path": str(folder),
@@ -147,7 +147,7 @@ def _pick(model: dict, detected: dict, key: str, kind: type) -> Any:
     return value if isinstance(value, kind) and not isinstance(value, bool) else detected.get(key)
 
 
-def _weights_record(weights: w.Weights) -> dict:
+def _weights_record(weights: wts.Weights) -> dict:
     return {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
             "sha256": weights.sha256, "size_bytes": weights.size_bytes}
 
@@ -181,8 +181,8 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
         weights, detected, conversion = (source, detected, None) if unconvertible else \
             resolve_quantization(picked, source, detected, base_dir)
         adapter = detect_adapter(data["adapter"], weights, detected, base_dir, report) if data.get("adapter") else None
-    except (w.WeightsError, w.MetadataError, w.HubUnreachable,
-            w.AdapterError) as exc:
+    except (wts.WeightsError, wts.MetadataError, wts.HubUnreachable,
+            wts.AdapterError) as exc:
         report.errors.append(str(exc))
         return {"model_id": submission_id, **model}, report
     count = detected.get("parameter_count")
@@ -262,7 +262,7 @@ def detect_submission(path: str | Path, p=None, quantization: str | None = None)
         from . import estimate
 
         try:
-            report.estimate = estimate.estimate_runtime(w.Weights(**card["weights"]), card["parameter_count"], p)
+            report.estimate = estimate.estimate_runtime(wts.Weights(**card["weights"]), card["parameter_count"], p)
         except Exception as exc:  # informational only: say why and go on
             report.warnings.append(f"runtime estimate skipped: {type(exc).__name__}: {str(exc)[:200]}")
     return card, report

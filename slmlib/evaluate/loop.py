@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from .. import artifacts, backends, datapacks, paths, provenance, weights as w
+from .. import artifacts, backends, datapacks, paths, provenance, weights as wts
 from . import edge, energy, harness, standard, suites
 from ..benchmarks import get_benchmark
 from .suites import PreparedTask
@@ -94,7 +94,7 @@ def prepare_tasks(p) -> list[PreparedTask]:
     names = suites.suite_tasks(p.suite, p.tasks)
     online = p.suite == "standard"
     if online and any(get_benchmark(n).lm_eval_task for n in names):
-        w.require_hub("suite: standard", standard.STANDARD_FIX)
+        wts.require_hub("suite: standard", standard.STANDARD_FIX)
     prepare = standard.prepare_standard if online else suites.prepare_task
     return [prepare(name, p.limit_for(get_benchmark(name).generative), p.seed) for name in names]
 
@@ -116,7 +116,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     records = {prep.bench.name: rec for prep in prepared
                if (rec := finished_record(run_path, prep, settings))}
     todo = [prep for prep in prepared if prep.bench.name not in records]
-    weights = w.Weights(**card["weights"])
+    weights = wts.Weights(**card["weights"])
     edge_path = paths.edge_file(run_path)
     if todo:
         torch.manual_seed(p.seed)
@@ -135,7 +135,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
                   f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s", flush=True)
         print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
-        cold = w.conversion_seconds(weights) if settings["backend"] == "hf" else None
+        cold = wts.conversion_seconds(weights) if settings["backend"] == "hf" else None
         figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": cold,
                    "size_bytes": size_bytes(card),
                    **edge.measure_edge(generate_seconds, tokenizer, card.get("context_length")),
@@ -161,21 +161,21 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     return results
 
 
-def load_backend(backend: str, p, card: dict, weights: w.Weights):
+def load_backend(backend: str, p, card: dict, weights: wts.Weights):
     """The lm-eval model for the run (loaded once), its tokenizer, the load time and the edge
     metrics' `generate_seconds`."""
     if backend == "llamacpp":
-        tokenizer = w.load_tokenizer(weights)
+        tokenizer = wts.load_tokenizer(weights)
         start = time.perf_counter()
         lm = backends.LlamaCppLM(weights.path, tokenizer, max_length=card["context_length"],
                                  threads=llamacpp_threads())
         print(f"[evaluate] llama.cpp {backends.library_version()}: {Path(weights.path).name} "
               f"({card.get('quantization')}), {lm.threads} threads", flush=True)
         return lm, tokenizer, time.perf_counter() - start, edge.llamacpp_generator(lm)
-    location, _ = w.model_dir(weights)
-    model, tokenizer, load_s = w.load_model(location, p.dtype, weights.revision)
+    location, _ = wts.model_dir(weights)
+    model, tokenizer, load_s = wts.load_model(location, p.dtype, weights.revision)
     if card.get("adapter"):
-        model, adapter_s = w.apply_adapter(model, card["adapter"])
+        model, adapter_s = wts.apply_adapter(model, card["adapter"])
         print(f"[evaluate] LoRA adapter {card['adapter']['path']} applied and merged in {adapter_s:.1f} s",
               flush=True)
     lm = harness.make_lm(model, tokenizer, p.batch_size, share_prefixes=True)

@@ -2,7 +2,8 @@
 headers say without loading them (`metadata`), the Hugging Face Hub (`hub`), LoRA adapters
 (`adapters`). Other packages use these names only."""
 
-from .adapters import AdapterError, apply as apply_adapter, check as check_adapter, local_dir as adapter_dir, read_adapter
+from .adapters import AdapterError, read_adapter
+from .adapters import apply as apply_adapter, check as check_adapter, local_dir as adapter_dir
 from .files import (GGUF_FORMATS, Weights, WeightsError, conversion_seconds, convert_gguf, load_model,
                     load_tokenizer, model_digest, model_dir, resolve_weights)
 from .hub import HubUnreachable, hub_metadata, require_hub
