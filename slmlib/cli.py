@@ -9,19 +9,22 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
 
 from . import params, paths
 
 
 def _parse_set(items: list[str]) -> dict:
-    """`key=value` overrides, values read as YAML (`limit=5`, `tasks=[boolq]`)."""
+    """`key=value` overrides, values read as YAML (`limit=5`, `tasks=[boolq]`) by the params' safe reader."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise params.ParamsError(f"--set {item!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(value)
+            raise params.ParamsError(f"--set {params.shorten(item, 80)}: expected KEY=VALUE")
+        try:
+            out[key] = params.read_yaml(value)
+        except params.ParamsError as exc:
+            raise params.ParamsError(f"--set {params.shorten(key, 40)}: {exc}; quote a string value "
+                                     "(--set 'key=\"text\"'), write a list as [a, b]") from None
     return out
 
 
@@ -45,6 +48,8 @@ def _is_submission(path: Path) -> bool:
     the file may be hostile; `slmlib.detect.read_submission` parses it safely)."""
     if path.parent.name == "submissions":
         return True
+    if not path.is_file():  # missing, a folder or a FIFO (opening one would wait for a writer): params reports it
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(65 * 1024)
@@ -65,7 +70,7 @@ def _validate_submission(path: Path, estimate: bool) -> dict:
 
 def _validate_params(path: Path) -> dict:
     try:
-        params.load(path)
+        params.load(path)  # values, then what a run would fail on later (params.check_study)
         return {"errors": [], "warnings": []}
     except params.ParamsError as exc:
         return {"errors": [str(exc)], "warnings": []}

@@ -7,6 +7,7 @@ it). Unknown keys and wrong types fail here, before anything expensive runs.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import reprlib
 import time
@@ -21,6 +22,8 @@ import yaml
 from . import paths
 
 MAX_PARAMS_BYTES = 64 * 1024
+MAX_YAML_DEPTH = 8  # nesting of mappings and sequences in a params file, a submission or a --set value
+MAX_SEED = 2**32 - 1  # numpy's seed range
 DTYPES = ("float32", "bfloat16")
 BACKENDS = ("auto", "llamacpp", "hf")  # auto: llama.cpp for GGUF weights without an adapter, else hf
 RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri")  # read by the runner after the stages, by no notebook
@@ -88,6 +91,64 @@ def utc_stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
+class _NoDuplicatesLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that gives a key twice (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the safe loader's own error follows
+                continue
+            if duplicate:
+                raise _DuplicateKey(f"duplicate key {shorten(key)} (line {key_node.start_mark.line + 1}); "
+                                    "give each key once")
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def shorten(value: Any, width: int = 60) -> str:
+    """`value`'s repr, cut to `width` characters: messages never echo a huge input."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def read_yaml(text: str, error: type[Exception] | None = None) -> Any:
+    """Parse YAML from outside (a params file, a submission, a --set value) safely: no tags beyond the
+    safe ones, no anchors or aliases (alias bombs), at most MAX_YAML_DEPTH levels of nesting, no
+    duplicate keys. Raises `error` (default ParamsError) with a one-line reason."""
+    error = error or ParamsError
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise error("YAML anchors and aliases (&, *) are not allowed")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise error(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.load(text, Loader=_NoDuplicatesLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as exc:
+        raise error(str(exc)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise error(f"not valid YAML: {' '.join(str(reason).split())[:200]}{where}") from None
+    except RecursionError:
+        raise error(f"nested deeper than {MAX_YAML_DEPTH} levels") from None
+
+
 def _field_types() -> dict[str, tuple[type, ...]]:
     """Each parameter's allowed Python types, read from StudyParams' annotations."""
     out = {}
@@ -108,8 +169,9 @@ def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
     problems = []
     for key, value in values.items():
         if key not in known:
-            hint = difflib.get_close_matches(str(key), known, n=1)
-            problems.append(f"{key}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            hint = difflib.get_close_matches(str(key)[:100], known, n=1)
+            shown = key if isinstance(key, str) and len(key) <= 60 and key.isprintable() else shorten(key)
+            problems.append(f"{shown}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         elif _wrong_type(value, _TYPES[key]):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in _TYPES[key])
             problems.append(f"{key}: expected {want}, got {type(value).__name__} {reprlib.repr(value)}")
@@ -146,9 +208,9 @@ def _check_values(p: StudyParams) -> list[str]:
         out.append(f"backend: {p.backend!r} is not one of {BACKENDS}")
     if not all(isinstance(t, str) for t in p.tasks):
         out.append("tasks: must be a list of task names")
-    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
-               for w in p.pillar_weights.values()):
-        out.append("pillar_weights: values must be non-negative numbers")
+    if not 0 <= p.seed <= MAX_SEED:
+        out.append(f"seed: {p.seed} is outside 0..{MAX_SEED} (2**32 - 1, numpy's seed range); pick a seed in it")
+    out += _check_pillar_weights(p.pillar_weights)
     if p.mlflow_tracking_uri and not p.mlflow:
         out.append("mlflow_tracking_uri: set, but mlflow is false; set mlflow: true to log the run there")
     if p.quantization and not paths.QUANTIZATION_NAME.fullmatch(p.quantization):
@@ -162,21 +224,90 @@ def _check_values(p: StudyParams) -> list[str]:
     return out
 
 
+def _check_pillar_weights(weights: dict) -> list[str]:
+    """Keys are pillars, values finite numbers >= 0, not all zero ({} = the published weights)."""
+    if not weights:
+        return []
+    from .benchmarks import PILLARS  # lazily: the spine imports no stage at module top
+
+    out = []
+    unknown = [k for k in weights if k not in PILLARS]
+    if unknown:
+        out.append(f"pillar_weights: unknown pillar(s) {', '.join(shorten(k, 30) for k in unknown[:5])}; "
+                   f"pillars are {', '.join(PILLARS)}")
+    bad = [k for k, w in weights.items()
+           if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
+    if bad:
+        out.append(f"pillar_weights: {', '.join(shorten(k, 30) for k in bad[:5])} must be a finite number >= 0, "
+                   f"got {', '.join(shorten(weights[k], 30) for k in bad[:5])}")
+    elif all(w == 0 for w in weights.values()):
+        out.append("pillar_weights: every weight is 0; give at least one pillar a positive weight, "
+                   "or {} for the published weights")
+    return out
+
+
+def check_study(p: StudyParams) -> list[str]:
+    """What `validate` cannot see on the values alone but a run would fail on minutes later: the suite,
+    the tasks (each a benchmark `slmlib.evaluate.suite_tasks` accepts) and the submission file. Imports
+    the evaluate stage lazily (the spine imports no stage at module top). [] when all is well."""
+    from . import evaluate
+
+    out = []
+    if p.suite not in evaluate.SUITES:
+        hint = difflib.get_close_matches(p.suite[:100], list(evaluate.SUITES), n=1)
+        out.append(f"suite: {shorten(p.suite)} is not a suite; choose one of {', '.join(evaluate.SUITES)}"
+                   + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    else:
+        known = list(evaluate.SUITES[p.suite])
+        for task in p.tasks:
+            try:
+                evaluate.suite_tasks(p.suite, [task])
+            except (KeyError, ValueError):
+                hint = difflib.get_close_matches(task[:100], known, n=1)
+                out.append(f"tasks: {shorten(task)} is not a task of suite {p.suite}"
+                           + (f"; did you mean {hint[0]!r}?" if hint else "")
+                           + f" (its tasks: {', '.join(known)})")
+    submission = paths.REPO_ROOT / p.submission
+    if not submission.is_file():
+        out.append(f"submission: {shorten(p.submission, 200)} is not a file (relative paths are from the repo, "
+                   f"{paths.REPO_ROOT}); give a submission YAML such as "
+                   f"{StudyParams.__dataclass_fields__['submission'].default}")
+    return out
+
+
 def load(path: str | Path, **overrides: Any) -> StudyParams:
-    """Read a params YAML (small, safe loader) and validate it with `overrides` applied."""
+    """Read a params YAML (small, safe loader), validate it with `overrides` applied, and check what a run
+    would fail on later (`check_study`: suite, tasks, submission file)."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: no such params file; see params/ for examples")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise ParamsError(f"{path}: not a regular file; give a params YAML such as params/default.yaml")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES} bytes; a params file is a short YAML mapping")
+    try:
+        text = path.read_bytes()[:MAX_PARAMS_BYTES + 1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not UTF-8 text; a params file is a short YAML mapping") from None
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if len(text.encode()) > MAX_PARAMS_BYTES:
         raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES} bytes; a params file is a short YAML mapping")
     try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+        values = read_yaml(text)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+    if values is None:
+        raise ParamsError(f"{path}: empty (no parameters set); set at least one, e.g. "
+                          "`submission: params/submissions/<model-id>.yaml`, or write {} to run every default "
+                          "(params/default.yaml lists them)")
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(values).__name__}")
-    return validate({**values, **overrides}, source=str(path))
+    p = validate({**values, **overrides}, source=str(path))
+    problems = check_study(p)
+    if problems:
+        raise ParamsError(f"{path}: " + "; ".join(problems))
+    return p
 
 
 def stage_values(p: StudyParams, names: list[str]) -> dict[str, Any]:

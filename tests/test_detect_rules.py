@@ -110,9 +110,10 @@ def test_over_3b_by_the_detected_count(tmp_path, monkeypatch):
 
 # --- weights forms ----------------------------------------------------------------------------
 
-def test_gguf_path_expands_env_and_home(tiny_gguf, monkeypatch):
-    monkeypatch.setenv("TINY_MODELS", str(tiny_gguf.parent))
-    path = write_submission(tiny_gguf.parent, {**SUBMISSION, "weights": {"gguf": "$TINY_MODELS/tiny.gguf"}})
+def test_gguf_path_expands_home_only(tiny_gguf, monkeypatch):
+    """A leading ~/ is the home folder; $VARS are not expanded (tests/test_detect_hostile.py, case 6)."""
+    monkeypatch.setenv("HOME", str(tiny_gguf.parent))
+    path = write_submission(tiny_gguf.parent, {**SUBMISSION, "weights": {"gguf": "~/tiny.gguf"}})
     card, report = detect.detect_submission(path)
     assert report.errors == [] and card["weights"]["path"] == str(tiny_gguf)
 

@@ -125,8 +125,15 @@ def test_load_reads_a_file(tmp_path):
     assert (p.limit, p.tasks, p.seed) == (3, ["boolq"], DEFAULTS.seed)
 
 
-def test_load_empty_file_gives_defaults(tmp_path):
-    assert params.load(write(tmp_path / "p.yaml", "# nothing set\n")) == DEFAULTS
+def test_load_explicit_empty_mapping_gives_defaults(tmp_path):
+    assert params.load(write(tmp_path / "p.yaml", "# every default\n{}\n")) == DEFAULTS
+
+
+@pytest.mark.parametrize("text", ["", "# nothing set\n", "\n\n"])
+def test_load_empty_file_is_an_error(tmp_path, text):
+    """An empty params file (a failed write, the wrong file) is not "all defaults" (issue 16, case 10)."""
+    with pytest.raises(ParamsError, match=r"p.yaml: empty \(no parameters set\); set at least one"):
+        params.load(write(tmp_path / "p.yaml", text))
 
 
 def test_load_missing_file(tmp_path):

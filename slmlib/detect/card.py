@@ -12,12 +12,12 @@ llama.cpp, or another GGUF of the model), and every rule applies to it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import artifacts, paths, weights as wts
+from ..params import shorten
 from . import ledger, submission
 from .submission import PARAM_FORMAT, SubmissionError
 
@@ -59,8 +59,17 @@ def parse_parameters(text: str) -> int:
 
 
 def _local_path(text: str, base_dir: Path) -> Path:
-    path = Path(os.path.expandvars(text)).expanduser()
+    """A submission's local path: a leading `~` or `~/` is this user's home folder; nothing else is expanded
+    (no `$VARS`: a path naming an environment variable would echo its value into validation.json and the
+    reports; no `~user`); relative paths are from the submission's folder."""
+    path = Path.home() / text[2:] if text == "~" or text.startswith("~/") else Path(text)
     return path if path.is_absolute() else base_dir / path
+
+
+def _env_hint(text: str) -> str:
+    """Why a path with a `$` may not be found: environment variables are not expanded."""
+    return ("; environment variables ($NAME) are not expanded in a submission: write the path itself "
+            "(a leading ~/ is your home folder)") if "$" in text else ""
 
 
 def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[wts.Weights, dict[str, Any]]:
@@ -86,7 +95,10 @@ def resolve(source: dict | None, model: dict, base_dir: Path) -> tuple[wts.Weigh
         source = {"gguf" if path.is_file() else "dir": str(path)}
     elif "gguf" in source or "dir" in source:
         key = "gguf" if "gguf" in source else "dir"
-        source = {key: str(_local_path(source[key], base_dir))}
+        path = _local_path(source[key], base_dir)
+        if not path.exists() and _env_hint(source[key]):
+            raise wts.WeightsError(f"weights.{key}: {path} does not exist{_env_hint(source[key])}")
+        source = {key: str(path)}
     weights = wts.resolve_weights(source, base_dir)
     read = wts.gguf_metadata if weights.kind == "gguf" else wts.hf_dir_metadata
     return weights, read(Path(weights.path))
@@ -110,7 +122,8 @@ def resolve_quantization(picked: tuple[int, dict] | None, weights: wts.Weights, 
         path = _local_path(entry["gguf"], base_dir)
         if not (path.is_file() and path.suffix == ".gguf"):
             raise wts.WeightsError(f"{where}.gguf: {path} is not a .gguf file; give the path of another GGUF "
-                                      "file of this model (~ and $VARS expanded, relative to the submission)")
+                                   "file of this model (relative to the submission; a leading ~/ is your home "
+                                   f"folder){_env_hint(entry['gguf'])}")
         other = wts.resolve_weights({"gguf": str(path)}, base_dir)
         return other, wts.gguf_metadata(path), None
     if "convert" not in entry:
@@ -147,6 +160,13 @@ def _pick(model: dict, detected: dict, key: str, kind: type) -> Any:
     return value if isinstance(value, kind) and not isinstance(value, bool) else detected.get(key)
 
 
+def _normalized(model: dict, key: str, detected: dict | None = None) -> str | None:
+    """A name as the card keeps it (`submission.normalize_text`: NFKC, single spaces): the declared one, else
+    the detected one. `submitted_by` normalized so is the rate limit's submitter however it is typed."""
+    value = _pick(model, detected or {}, key, str)
+    return submission.normalize_text(value) if isinstance(value, str) else value
+
+
 def _weights_record(weights: wts.Weights) -> dict:
     return {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
             "sha256": weights.sha256, "size_bytes": weights.size_bytes}
@@ -161,6 +181,7 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
     """
     report = Report(errors=submission.check(data))
     model = data["model"]
+    report.errors += declared_errors(model)  # what can be checked without the weights, always
     quants = model.get("quantizations") if isinstance(model.get("quantizations"), list) else []
     base_dir = Path(base_dir or paths.REPO_ROOT)
     source_errors = submission.check_weights(data["weights"]) if data.get("weights") is not None else []
@@ -191,7 +212,8 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
     license_ = _pick(model, detected, "license", str)
     card = {
         "schema_version": SCHEMA_VERSION, "model_id": submission_id,
-        **{k: _pick(model, detected, k, str) for k in ("name", "family", "hf_repo", "hf_revision")},
+        **{k: _pick(model, detected, k, str) for k in ("hf_repo", "hf_revision")},
+        "name": _normalized(model, "name", detected), "family": _normalized(model, "family", detected),
         "parameters": _pick(model, {"parameters": format_parameters(count) if count else None}, "parameters", str),
         "parameter_count": count,
         "architecture": _pick(model, detected, "architecture", str),
@@ -201,7 +223,7 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
         "quantization": detected.get("quantization"),
         "quantizations": quants,
         "has_chat_template": detected.get("has_chat_template"),
-        "submitted_by": _pick(model, {}, "submitted_by", str), "contact": _pick(model, {}, "contact", str),
+        "submitted_by": _normalized(model, "submitted_by"), "contact": _normalized(model, "contact"),
         "weights": _weights_record(weights),
         "detected": dict(detected),
     }
@@ -211,12 +233,31 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
         card["conversion"] = conversion
     if adapter:
         card["adapter"] = adapter
-    report.errors += check_card(card, model)
+    report.errors += [e for e in check_card(card, model) if e not in report.errors]
     report.errors += ledger.duplicate_errors(card, ledger.registry_models())
     report.errors += ledger.rate_limit_errors(card, ledger.read_ledger())
     if not isinstance(model.get("submitted_by"), str):
         report.warnings.append(f"model.submitted_by: missing; the rate limit counts this as {ledger.ANONYMOUS}")
     return card, report
+
+
+def _license_error(license_: str) -> str:
+    return (f"model.license: {shorten(license_)} is not on the allowlist of licenses that permit "
+            f"benchmarking and publishing results ({', '.join(submission.LICENSES)})")
+
+
+def declared_errors(declared: dict) -> list[str]:
+    """Rules checked on what the submission declares, without the weights (so they are reported even when
+    the weights cannot be read): the declared size against the 3B limit, the declared license against the
+    allowlist. The weights are checked again in `check_card`."""
+    errors = []
+    params_ = declared.get("parameters")
+    if isinstance(params_, str) and PARAM_FORMAT.fullmatch(params_) and parse_parameters(params_) > MAX_PARAMETERS:
+        errors.append(f"model.parameters: declared {params_}, over the {format_parameters(MAX_PARAMETERS)} limit")
+    license_ = declared.get("license")
+    if isinstance(license_, str) and license_ and license_.lower() not in submission.LICENSES:
+        errors.append(_license_error(license_.lower()))
+    return errors
 
 
 def check_card(card: dict, declared: dict) -> list[str]:
@@ -227,6 +268,9 @@ def check_card(card: dict, declared: dict) -> list[str]:
     if count is None and isinstance(card["parameters"], str) and PARAM_FORMAT.match(card["parameters"]):
         errors.append("model.parameters: the weights' parameter count could not be counted; "
                       "the 3B limit is checked on the weights, not the declared size")
+    if count is not None and count <= 0:
+        errors.append(f"model.parameters: the weights hold {count:,} parameters (their tensors are empty); "
+                      "a model's weights hold its parameters, give the real weights")
     if count and count > MAX_PARAMETERS:
         errors.append(f"model.parameters: the weights hold {count:,} parameters ({format_parameters(count)}), "
                       f"over the {format_parameters(MAX_PARAMETERS)} limit")
@@ -239,8 +283,7 @@ def check_card(card: dict, declared: dict) -> list[str]:
     if isinstance(ctx, int) and isinstance(found, int) and abs(ctx - found) > TOLERANCE * found:
         errors.append(f"model.context_length: declared {ctx} but the weights say {found}")
     if card["license"] and card["license"] not in submission.LICENSES:
-        errors.append(f"model.license: {card['license']!r} is not on the allowlist of licenses that permit "
-                      f"benchmarking and publishing results ({', '.join(submission.LICENSES)})")
+        errors.append(_license_error(card["license"]))
     return errors
 
 

@@ -11,17 +11,21 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .. import paths
+from .. import params, paths
 from ..weights import GGUF_FORMATS
 
 MAX_BYTES = 64 * 1024  # a submission is a short YAML mapping
-MAX_DEPTH = 8  # nesting of mappings and sequences
+MAX_DEPTH = params.MAX_YAML_DEPTH  # nesting of mappings and sequences
+MAX_PATH = 1024  # characters of a path in `weights:`, `adapter:` or a quantization's `gguf`
+# Unicode categories no submitted text may hold: controls (NUL, newline, escape), format characters
+# (zero-width spaces and joiners, bidirectional overrides), surrogates, line and paragraph separators
+FORBIDDEN_CATEGORIES = {"Cc": "a control character", "Cf": "a format character (zero-width or bidirectional)",
+                        "Cs": "a surrogate", "Zl": "a line separator", "Zp": "a paragraph separator"}
 SCHEMA_PATH = paths.PARAMS_DIR / "submission.schema.json"
 PARAM_FORMAT = re.compile(r"^\d+(\.\d+)?[MB]$")
 HF_REPO_FORMAT = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -46,32 +50,34 @@ class Field:
     type: str  # JSON Schema type: string, integer or array
     description: str
     pattern: re.Pattern | None = None  # format a string must match
+    max_length: int | None = None  # characters of a string
 
 
 MODEL_FIELDS = (
-    Field("name", "string", "display name, e.g. SmolLM2-135M-Instruct (detected from GGUF)"),
-    Field("family", "string", "model family, e.g. SmolLM2"),
-    Field("hf_repo", "string", "Hugging Face repo id, owner/name", HF_REPO_FORMAT),
-    Field("hf_revision", "string", "Hub branch, tag or commit (default main)"),
-    Field("parameters", "string", "size like 135M or 1.7B (detected; at most 3B)", PARAM_FORMAT),
-    Field("architecture", "string", "e.g. llama (detected)"),
+    Field("name", "string", "display name, e.g. SmolLM2-135M-Instruct (detected from GGUF)", max_length=100),
+    Field("family", "string", "model family, e.g. SmolLM2", max_length=100),
+    Field("hf_repo", "string", "Hugging Face repo id, owner/name", HF_REPO_FORMAT, max_length=193),
+    Field("hf_revision", "string", "Hub branch, tag or commit (default main)", max_length=128),
+    Field("parameters", "string", "size like 135M or 1.7B (detected; at most 3B)", PARAM_FORMAT, max_length=16),
+    Field("architecture", "string", "e.g. llama (detected)", max_length=64),
     Field("context_length", "integer", "tokens (detected)"),
-    Field("license", "string", "license id; must be on the allowlist (detected)"),
+    Field("license", "string", "license id; must be on the allowlist (detected)", max_length=64),
     Field("categories", "array", f"any of {', '.join(CATEGORIES)}"),
     Field("quantizations", "array", "evaluable variants, each its own run; the first is the default: "
                                     "[{name, convert | gguf, format, source}]"),
-    Field("submitted_by", "string", "who submits (at most 3 submissions per 7 days)"),
-    Field("contact", "string", "how to reach the submitter"),
+    Field("submitted_by", "string", "who submits (at most 3 submissions per 7 days)", max_length=100),
+    Field("contact", "string", "how to reach the submitter", max_length=200),
 )
 FIELDS = {f.name: f for f in MODEL_FIELDS}
 # A quantization: `name` (required); at most one of `convert` (the submission's GGUF converted by llama.cpp
 # to a key of models.GGUF_FORMATS) or `gguf` (another GGUF file of the model, a path like weights.gguf);
 # neither: the weights as given. `format` and `source` are informational.
 QUANT_KEYS = ("name", "convert", "gguf", "format", "source")
+QUANT_MAX_LENGTH = {"gguf": MAX_PATH, "format": 32, "source": 200}  # name and convert have their own formats
 # Where the weights are read from: each form's keys (the first one names the form).
 WEIGHT_FORMS = {
     "package": ("package", "file"),  # a file inside an installed Python package
-    "gguf": ("gguf",),  # a local GGUF file (~ and $VARS expanded; relative to the submission)
+    "gguf": ("gguf",),  # a local GGUF file (~ expanded, $VARS not; relative to the submission)
     "dir": ("dir",),  # a local Hugging Face directory: config.json + safetensors
     "cache": ("cache", "install"),  # a file under the study cache; `install` says how to get it
     "hf_repo": ("hf_repo", "revision"),  # the Hub (online only)
@@ -88,40 +94,52 @@ class SubmissionError(ValueError):
     """The submission file cannot be used; the message says why."""
 
 
+def _key(key: Any) -> str:
+    """A key as messages show it: as written when short and printable, else its cut repr."""
+    return key if isinstance(key, str) and len(key) <= 60 and key.isprintable() else params.shorten(key)
+
+
 def _hint(key: Any, known: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(str(key), known, n=1)
+    close = difflib.get_close_matches(str(key)[:100], known, n=1)
     return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
 
 
-def _check_events(text: str) -> None:
-    """Reject aliases (alias bombs) and deep nesting before anything is constructed."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise SubmissionError("YAML anchors and aliases (&, *) are not allowed in a submission")
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise SubmissionError(f"nested deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
+def text_errors(where: str, value: str, max_length: int | None) -> list[str]:
+    """A submitted string's problems: longer than `max_length` characters, or holding a control, format
+    (zero-width, bidirectional), surrogate or separator character (the first one is named)."""
+    errors = []
+    if max_length is not None and len(value) > max_length:
+        errors.append(f"{where}: {len(value):,} characters; at most {max_length}")
+    bad = next((c for c in value if unicodedata.category(c) in FORBIDDEN_CATEGORIES), None)
+    if bad is not None:
+        name = unicodedata.name(bad, "unnamed")
+        errors.append(f"{where}: contains {FORBIDDEN_CATEGORIES[unicodedata.category(bad)]}, U+{ord(bad):04X} "
+                      f"{name}; write it without control, format (zero-width, bidirectional) or separator characters")
+    return errors
+
+
+def normalize_text(value: str) -> str:
+    """A submitted name as the card keeps it: NFKC (compatibility forms folded: fullwidth letters, ligatures)
+    with runs of white space made one space. `submitted_by` keyed this way is one submitter however typed
+    (zero-width and bidirectional characters are rejected by `text_errors` before this)."""
+    return " ".join(unicodedata.normalize("NFKC", value).split())
 
 
 def read(path: Path) -> dict[str, Any]:
     """The submission's top-level mapping; raises SubmissionError naming the file and the reason."""
     path = Path(path)
     if not path.is_file():
-        raise SubmissionError(f"{path}: no such submission file")
+        raise SubmissionError(f"{path}: no such submission file" if not path.exists() else
+                              f"{path}: not a regular file; a submission is a YAML file")
     if path.stat().st_size > MAX_BYTES:
         raise SubmissionError(f"{path}: larger than {MAX_BYTES} bytes; a submission is a short YAML mapping")
     try:
-        text = path.read_text(encoding="utf-8")
-        _check_events(text)
-        data = yaml.safe_load(text)
+        text = path.read_bytes()[:MAX_BYTES + 1].decode("utf-8")
+        data = params.read_yaml(text, SubmissionError)  # no aliases, no deep nesting, no duplicate keys
     except UnicodeDecodeError:
         raise SubmissionError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise SubmissionError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except OSError as exc:
+        raise SubmissionError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except SubmissionError as exc:
         raise SubmissionError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
@@ -133,10 +151,10 @@ def read(path: Path) -> dict[str, Any]:
 def check(data: dict[str, Any]) -> list[str]:
     """Field-level problems of the `model:` section and top level: unknown keys (with a did-you-mean),
     types and formats. The `weights:` mapping is `check_weights`."""
-    errors = [f"{key}: unknown top-level key; {_hint(key, TOP_LEVEL)}" for key in data if key not in TOP_LEVEL]
+    errors = [f"{_key(key)}: unknown top-level key; {_hint(key, TOP_LEVEL)}" for key in data if key not in TOP_LEVEL]
     for key, value in data["model"].items():
         if key not in FIELDS:
-            errors.append(f"model.{key}: unknown field; {_hint(key, list(FIELDS))}")
+            errors.append(f"model.{_key(key)}: unknown field; {_hint(key, list(FIELDS))}")
         elif value is not None:
             errors += _check_value(FIELDS[key], value)
     return errors
@@ -146,7 +164,9 @@ def _check_value(f: Field, value: Any) -> list[str]:
     where = f"model.{f.name}"
     python_type = {"string": str, "integer": int, "array": list}[f.type]
     if not isinstance(value, python_type) or isinstance(value, bool):
-        return [f"{where}: expected {f.type}, got {type(value).__name__} {value!r:.60}"]
+        return [f"{where}: expected {f.type}, got {type(value).__name__} {params.shorten(value)}"]
+    if isinstance(value, str) and text_errors(where, value, f.max_length):
+        return text_errors(where, value, f.max_length)
     if f.pattern is not None and not f.pattern.match(value):
         example = {"parameters": "'135M' or '1.7B'", "hf_repo": "'owner/name'"}[f.name]
         return [f"{where}: {value!r:.60} should look like {example}"]
@@ -163,8 +183,9 @@ def _check_quantization(i: int, q: Any) -> list[str]:
     where = f"model.quantizations[{i}]"
     if not isinstance(q, dict):
         return [f"{where}: expected a mapping {{name, convert | gguf, format, source}}, got {type(q).__name__}"]
-    errors = [f"{where}.{k}: unknown key; {_hint(k, QUANT_KEYS)}" for k in q if k not in QUANT_KEYS] + [
-        f"{where}.{k}: expected string" for k in QUANT_KEYS if k in q and not isinstance(q[k], str)]
+    errors = [f"{where}.{_key(k)}: unknown key; {_hint(k, QUANT_KEYS)}" for k in q if k not in QUANT_KEYS] + [
+        f"{where}.{k}: expected string" for k in QUANT_KEYS if k in q and not isinstance(q[k], str)] + [
+        e for k, n in QUANT_MAX_LENGTH.items() if isinstance(q.get(k), str) for e in text_errors(f"{where}.{k}", q[k], n)]
     name = q.get("name")
     if "name" not in q:
         errors.append(f"{where}.name: missing; name the quantization, e.g. Q4_K_M or BF16")
@@ -248,8 +269,10 @@ def _check_source(where: str, value: Any, known: dict[str, tuple[str, ...]]) -> 
     if len(named) != 1:
         return [f"{where}: give exactly one of {forms}"]
     keys = known[named[0]]
-    return [f"{where}.{k}: unknown key for the {named[0]} form; {_hint(k, keys)}" for k in value if k not in keys] + [
-        f"{where}.{k}: expected string" for k in keys if k in value and not isinstance(value[k], str)]
+    return [f"{where}.{_key(k)}: unknown key for the {named[0]} form; {_hint(k, keys)}" for k in value
+            if k not in keys] + [
+        f"{where}.{k}: expected string" for k in keys if k in value and not isinstance(value[k], str)] + [
+        e for k in keys if isinstance(value.get(k), str) for e in text_errors(f"{where}.{k}", value[k], MAX_PATH)]
 
 
 def json_schema() -> dict[str, Any]:
@@ -258,6 +281,8 @@ def json_schema() -> dict[str, Any]:
         out: dict[str, Any] = {"type": f.type, "description": f.description}
         if f.pattern is not None:
             out["pattern"] = f.pattern.pattern
+        if f.max_length is not None:
+            out["maxLength"] = f.max_length
         if f.type == "integer":
             out["minimum"] = 1
         if f.name == "categories":
@@ -268,7 +293,7 @@ def json_schema() -> dict[str, Any]:
 
     def forms(known: dict[str, tuple[str, ...]]) -> list[dict]:
         return [{"type": "object", "additionalProperties": False, "required": [keys[0]],
-                 "properties": {k: {"type": "string"} for k in keys}} for keys in known.values()]
+                 "properties": {k: {"type": "string", "maxLength": MAX_PATH} for k in keys}} for keys in known.values()]
 
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -293,14 +318,17 @@ def quantization_schema() -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["name"],
             "not": {"required": ["convert", "gguf"]},
             "properties": {
-                "name": {"type": "string", "pattern": paths.QUANTIZATION_NAME.pattern,
+                "name": {"type": "string", "pattern": paths.QUANTIZATION_NAME.pattern, "maxLength": 32,
                          "description": "e.g. Q4_K_M, BF16; unique; `quantization: NAME` picks it"},
                 "convert": {"enum": list(GGUF_FORMATS),
                             "description": "the submission's GGUF converted by llama.cpp to this type"},
-                "gguf": {"type": "string", "description": "another GGUF file of the model (~ and $VARS "
-                                                          "expanded; relative to the submission's folder)"},
-                "format": {"type": "string", "description": "informational, e.g. gguf"},
-                "source": {"type": "string", "description": "informational: where the file comes from"}}}
+                "gguf": {"type": "string", "maxLength": MAX_PATH,
+                         "description": "another GGUF file of the model (~ expanded, $VARS not; relative to the "
+                                        "submission's folder)"},
+                "format": {"type": "string", "maxLength": QUANT_MAX_LENGTH["format"],
+                           "description": "informational, e.g. gguf"},
+                "source": {"type": "string", "maxLength": QUANT_MAX_LENGTH["source"],
+                           "description": "informational: where the file comes from"}}}
 
 
 def schema_text() -> str:

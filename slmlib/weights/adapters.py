@@ -123,6 +123,10 @@ def check(meta: dict, weights: Weights, detected: dict) -> tuple[list[str], list
     lora = {n: s for n, s in tensors.items() if ".lora_A." in n or ".lora_B." in n}
     if not lora:
         errors.append(f"adapter: {WEIGHTS_FILE} holds no LoRA tensors (lora_A/lora_B)")
+    flat = sorted(n for n, s in lora.items() if len(s) != 2)
+    if flat:
+        errors.append(f"adapter: tensor {flat[0][:80]} has shape {lora[flat[0]]}; LoRA tensors are matrices (2 dimensions)")
+        lora = {n: s for n, s in lora.items() if len(s) == 2}
     if isinstance(rank, int) and not config.get("rank_pattern"):
         errors += [f"adapter: tensor {n} has rank {s[0]}, but r is {rank} in {CONFIG_FILE}"
                    for n, s in sorted(lora.items()) if ".lora_A." in n and s[0] != rank][:3]
@@ -143,7 +147,7 @@ def check(meta: dict, weights: Weights, detected: dict) -> tuple[list[str], list
     else:
         errors += module_errors(lora, shapes, how)[:5]
     card = {"peft_type": config.get("peft_type"), "r": rank, "lora_alpha": config.get("lora_alpha"),
-            "target_modules": sorted(targets) if isinstance(targets, list) else targets,
+            "target_modules": sorted(map(str, targets)) if isinstance(targets, list) else targets,
             "base_model_name_or_path": base_name, "modules": len({module_of(n) for n in lora}),
             "parameter_count": metadata.element_count(tensors.values())}
     return errors, warnings, card
@@ -157,7 +161,7 @@ def module_errors(lora: dict[str, list[int]], shapes: dict[str, list[int]], how:
         base = shapes.get(module)
         if base is None:
             errors.append(f"adapter: module {module} (tensor {name}) is not in the base model ({how})")
-        elif (".lora_A." in name and shape[1] != base[1]) or (".lora_B." in name and shape[0] != base[0]):
+        elif len(base) != 2 or (".lora_A." in name and shape[1] != base[1]) or (".lora_B." in name and shape[0] != base[0]):
             errors.append(f"adapter: tensor {name} has shape {shape}, which does not fit the base weight "
                           f"{module} of shape {base} (out, in)")
     return errors

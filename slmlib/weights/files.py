@@ -63,16 +63,32 @@ def resolve_weights(source: dict, base_dir: Path | None = None) -> Weights:
 
 
 def _local(path: Path, source: dict) -> Weights:
-    if path.is_file() and path.suffix == ".gguf":
-        return Weights("gguf", str(path), None, datapacks.sha256_file(path), path.stat().st_size)
-    if path.is_dir() and (path / "config.json").exists():
-        files = [f for f in sorted(path.iterdir()) if f.suffix in WEIGHT_SUFFIXES]
-        if not files:
-            raise WeightsError(f"weights: {path} has a config.json but no weight files")
-        return Weights("hf_dir", str(path), None, datapacks.digest_files(files, path),
-                       sum(f.stat().st_size for f in files))
-    raise WeightsError(f"weights: {path} is neither a .gguf file nor a directory with config.json "
-                       f"(from {source})")
+    try:
+        if path.is_file() and path.suffix == ".gguf":
+            return Weights("gguf", str(path), None, datapacks.sha256_file(path), path.stat().st_size)
+        if path.is_dir() and (path / "config.json").exists():
+            return _local_dir(path)
+    except OSError as exc:  # unreadable (permissions, I/O error): name the file, no traceback
+        raise WeightsError(f"weights: cannot read {exc.filename or path} ({exc.strerror or exc})") from None
+    where = path.name if len(str(path)) > 300 else path
+    raise WeightsError(f"weights: {where} is neither a .gguf file nor a directory with config.json "
+                       f"(from {list(source)[0]}: {str(next(iter(source.values())))[:200]!r})")
+
+
+def _local_dir(path: Path) -> Weights:
+    """A Hugging Face directory's weights: every weight file must be a regular file (a FIFO or a link to
+    /dev/zero named `*.safetensors` would make hashing wait or read forever; a folder cannot be hashed)."""
+    if not (path / "config.json").is_file():
+        raise WeightsError(f"weights: {path / 'config.json'} is not a regular file (a folder, FIFO or device)")
+    files = [f for f in sorted(path.iterdir()) if f.suffix in WEIGHT_SUFFIXES]
+    if not files:
+        raise WeightsError(f"weights: {path} has a config.json but no weight files")
+    odd = [f for f in files if not f.is_file()]
+    if odd:
+        raise WeightsError(f"weights: {odd[0]} is not a regular file (a folder, FIFO, device or broken link); "
+                           f"a weights folder holds regular {', '.join(WEIGHT_SUFFIXES)} files")
+    return Weights("hf_dir", str(path), None, datapacks.digest_files(files, path),
+                   sum(f.stat().st_size for f in files))
 
 
 def model_digest(record: dict) -> str | None:
