@@ -102,6 +102,32 @@ def test_greedy_stops_at_stop_string(f32):
     lm.close()
 
 
+def test_threads_change_on_the_loaded_model_and_no_number_changes(f32):
+    weights, tok = f32
+    lm = llamacpp.LlamaCppLM(weights.path, tok, max_length=2048, threads=2, prefix_reuse=False)
+    ids = tok.encode(FEWSHOT + "Q: What is 6 plus 1?\nA:")
+    (two,) = lm.logits(ids, [len(ids) - 1])
+    lm.set_threads(1)
+    (one,) = lm.logits(ids, [len(ids) - 1])
+    assert lm.threads == 1 and np.array_equal(one, two)
+    lm.close()
+
+
+def test_each_task_runs_on_the_cores_idle_when_it_starts(monkeypatch, tmp_path):
+    """A job busy when the run started must not pin every task to one thread: the count is chosen
+    again before each task (and before the edge figures) and recorded with the task."""
+    from slmlib import detect
+
+    card, report = detect.detect_submission("params/submissions/smollm2-135m-instruct.yaml", quantization="F32")
+    assert report.ok, report.errors
+    chosen = iter([1, 1, 2, 1])  # at load, before task 1, before task 2, before the edge figures
+    monkeypatch.setattr(loop, "llamacpp_threads", lambda: next(chosen))
+    p = params.validate({"tasks": ["arc_easy", "boolq"], "limit": 2, "run_id": "threads"})
+    results = loop.evaluate_run(p, card, tmp_path / "threads", progress=False)
+    assert [results["tasks"][t]["threads"] for t in ("arc_easy", "boolq")] == [1, 2]
+    assert results["edge"]["threads"] == 1 and next(chosen, None) is None
+
+
 @pytest.mark.parametrize("backend, kind, adapter, expected", [
     ("auto", "gguf", False, "llamacpp"), ("auto", "hf_dir", False, "hf"), ("auto", "gguf", True, "hf"),
     ("hf", "gguf", False, "hf"), ("llamacpp", "gguf", False, "llamacpp")])

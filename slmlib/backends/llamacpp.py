@@ -171,6 +171,13 @@ class LlamaCppLM(TemplateLM):
 
     # --- llama.cpp ---------------------------------------------------------------------------
 
+    def set_threads(self, threads: int) -> None:
+        """Use `threads` threads from the next evaluation on (the loaded context is kept)."""
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
+        self.threads = threads
+
     def greedy(self, ids: list[int], max_new: int, stop: list[str] = ()) -> list[int]:
         """Greedy continuation of `ids`: at most `max_new` tokens, ending at an end-of-generation
         token (not included) or once the decoded text contains a stop string."""

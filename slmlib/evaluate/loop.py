@@ -41,7 +41,8 @@ def settings_of(p, card: dict) -> dict:
 
 
 def llamacpp_threads() -> int:
-    """The cores this process may use, less those other processes keep busy right now. llama.cpp's
+    """The cores this process may use, less those other processes keep busy right now (chosen again
+    before each task: a job that was busy when the run started may have ended). llama.cpp's
     threads wait for each other by spinning, so a thread sharing its core stalls every step:
     ARC-Challenge took 113 s with 2 threads and 18 s with 1 on a busy 2-core machine. Results do
     not depend on the count (identical log-likelihoods with 1 and 2)."""
@@ -121,19 +122,24 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     if todo:
         torch.manual_seed(p.seed)
         lm, tokenizer, load_s, generate_seconds = load_backend(settings["backend"], p, card, weights)
+        llama = settings["backend"] == "llamacpp"
         bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
         for prep in bar:
             name = prep.bench.name
             bar.set_postfix_str(f"{name} ({len(prep.indices)} items)")
             chat = uses_chat_template(p.apply_chat_template, card, prep.bench)
+            if llama:  # the cores idle now: another job may have started or ended since the last task
+                lm.set_threads(llamacpp_threads())
             with energy.track(p.energy_country) as used:
                 record, rows = harness.run_task(lm, prep, p.seed, chat)
-            record.update(settings=settings, energy=used,
-                          **({"threads": lm.threads} if settings["backend"] == "llamacpp" else {}))
+            record.update(settings=settings, energy=used, **({"threads": lm.threads} if llama else {}))
             harness.save_task(run_path, record, rows)
             records[name] = record
             print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
-                  f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s", flush=True)
+                  f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s"
+                  + (f" ({lm.threads} threads)" if llama else ""), flush=True)
+        if llama:
+            lm.set_threads(llamacpp_threads())
         print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
         cold = wts.conversion_seconds(weights) if settings["backend"] == "hf" else None
         figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": cold,
