@@ -2,20 +2,33 @@
 
 Reads `outputs/runs/<run_id>/results.json` and `samples/<task>.jsonl`, and archives of run
 folders (`*.tar.gz`, `*.tgz`, `*.zip`) dropped directly in `outputs/`: a valid run from an
-archive is extracted into `outputs/runs/<run_id>/` unless that folder exists (the only write).
-Every run is checked against the run JSON Schema, the pinned data packs and its own samples;
-a failing run is rejected with a reason, never dropped silently. Also finds runs that should
-be identical but whose outputs differ.
+archive is extracted into `outputs/runs/<run_id>/` unless that folder exists. Every run is
+checked against the run JSON Schema, the pinned data packs and its own samples; a failing run
+is rejected with a reason, never dropped silently, and never stops the others (files are read
+bounded: regular files only, size caps, nesting at most `MAX_DEPTH` levels, strict JSON).
+Each archive is examined once: its SHA-256 and outcome (runs taken in, or rejected with the
+reasons) are remembered in `outputs/archive_intake.json` (`INTAKE_FILE`), and a known archive is
+never extracted again (its rejections are listed again from that memory; to examine an archive
+again, delete its entry there). Extraction stops at `ARCHIVE_MAX_BYTES` counted as bytes are
+written, and at `ARCHIVE_MAX_MEMBERS` members. Also finds runs that should be identical but
+whose outputs differ.
 """
 
 from __future__ import annotations
 
+import errno
+import gzip
+import hashlib
+import lzma
 import math
+import os
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -24,7 +37,19 @@ from . import schemas
 from ..benchmarks import all_benchmarks
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
-ARCHIVE_MAX_BYTES = 2 << 30  # uncompressed size cap per archive
+ARCHIVE_MAX_BYTES = 512 << 20  # uncompressed bytes per archive, counted as they are written
+ARCHIVE_MAX_MEMBERS = 20_000  # files and folders per archive
+ARCHIVE_FILE_MAX_BYTES = 512 << 20  # the archive file itself (it is hashed whole)
+RESULTS_MAX_BYTES = 32 << 20  # a results.json
+SAMPLES_MAX_BYTES = 256 << 20  # a samples/<task>.jsonl
+MAX_DEPTH = 64  # lists/objects nesting in results.json and in a sample row
+MAX_FLOAT = 1e15  # |number| in results.json (larger ones overflow medians and sums to infinity)
+MAX_INT = 2 ** 63
+INTAKE_FILE = "archive_intake.json"
+INTAKE_VERSION = 1
+TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EACCES, errno.EROFS, errno.EMFILE}
+ARCHIVE_ERRORS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, tarfile.TarError,
+                  zipfile.BadZipFile, zlib.error, lzma.LZMAError)  # what a hostile archive can raise
 INCOMPLETE = "incomplete: no results.json (interrupted or still running?)"
 
 
@@ -39,16 +64,28 @@ class Study:
     extracted: list[str] = field(default_factory=list)  # run ids taken from archives on this call
 
 
+class IntakeError(ValueError):
+    """The archive memory (`INTAKE_FILE`) is damaged: no archive is taken in until it is repaired."""
+
+
 def load_study(runs_dir: Path | None = None, inbox: Path | None = None) -> Study:
-    """Take in archives from `inbox` (default `outputs/`), then load every run under `runs_dir`."""
+    """Take in archives from `inbox` (default `outputs/`), then load every run under `runs_dir`.
+
+    Raises IntakeError (naming the file and the fix) when the archive memory is damaged and an
+    archive is waiting: taking archives in without it would extract known bombs again.
+    """
     runs_dir = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
     inbox = Path(inbox) if inbox is not None else paths.outputs_root()
     study = Study()
-    if inbox.is_dir():
-        for archive in sorted(p for p in inbox.iterdir() if p.is_file() and p.name.endswith(ARCHIVE_SUFFIXES)):
-            take_archive(archive, runs_dir, study)
-    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if runs_dir.is_dir() else []
+    archives = sorted(p for p in inbox.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES) and p.is_file()) \
+        if inbox.is_dir() else []
+    if archives:
+        memory_path = inbox / INTAKE_FILE
+        memory = read_intake(memory_path)
+        for archive in archives:
+            take_archive(archive, runs_dir, study, memory, memory_path)
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()
+                     and not p.name.startswith(".")) if runs_dir.is_dir() else []
     for folder in folders:
         run, rows, reason = read_run(folder)
         if reason == INCOMPLETE:
@@ -62,22 +99,31 @@ def load_study(runs_dir: Path | None = None, inbox: Path | None = None) -> Study
 
 
 def read_run(folder: Path) -> tuple[dict | None, dict[str, list[dict]], str | None]:
-    """A run folder's record and samples (task -> rows), or the reason it is unusable."""
+    """A run folder's record and samples (task -> rows), or the reason it is unusable.
+
+    Files are read bounded (regular files only, no symbolic links, `RESULTS_MAX_BYTES` /
+    `SAMPLES_MAX_BYTES`, nesting at most `MAX_DEPTH`, strict UTF-8 JSON), so no content of a
+    run folder can raise out of here or hang.
+    """
     path = paths.results_file(folder)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None, {}, INCOMPLETE
     try:
-        run = artifacts.read_json(path)
+        run = artifacts.read_json_bounded(path, RESULTS_MAX_BYTES, MAX_DEPTH, follow_symlinks=False)
     except (OSError, ValueError) as exc:
-        return None, {}, f"unreadable results.json: {exc}"
+        return None, {}, f"unreadable results.json: {_why(exc)}"
     reason = check_run(run, folder.name)
     if reason:
         return None, {}, reason
-    try:
-        rows = {name: artifacts.read_jsonl(f) for name in sorted(run["tasks"])
-                if (f := paths.samples_file(folder, name)).is_file()}
-    except (OSError, ValueError) as exc:
-        return None, {}, f"unreadable samples: {exc}"
+    rows = {}
+    for name in sorted(run["tasks"]):
+        f = paths.samples_file(folder, name)
+        if not os.path.lexists(f):
+            continue
+        try:
+            rows[name] = artifacts.read_jsonl_bounded(f, SAMPLES_MAX_BYTES, MAX_DEPTH, follow_symlinks=False)
+        except (OSError, ValueError) as exc:
+            return None, {}, f"unreadable samples/{f.name}: {_why(exc)}"
     for name, task_rows in rows.items():
         reason = check_samples(run["tasks"][name], task_rows)
         if reason:
@@ -85,14 +131,47 @@ def read_run(folder: Path) -> tuple[dict | None, dict[str, list[dict]], str | No
     return run, rows, None
 
 
+def _why(exc: BaseException) -> str:
+    """An exception as one line without the machine's paths (OSError: its strerror)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 def check_run(run, folder_name: str | None = None) -> str | None:
-    """Why a results.json record is unusable (schema, folder name, data packs), or None."""
+    """Why a results.json record is unusable (schema, numbers out of range, folder name, data packs), or None."""
     error = schemas.first_error(run, schemas.run_schema())
     if error:
         return f"results.json does not match params/run.schema.json: {error}"
+    error = number_out_of_range(run)
+    if error:
+        return f"results.json: {error}"
     if folder_name is not None and run["run_id"] != folder_name:
         return f"run_id {run['run_id']!r} does not match its folder {folder_name!r}"
     return check_data_packs(run)
+
+
+def number_out_of_range(value) -> str | None:
+    """The first number (by path) beyond `MAX_FLOAT` (floats) or `MAX_INT` (integers), as `path: why`."""
+    stack, found = [(value, ())], []
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, (*where, str(k))) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, (*where, str(i))) for i, v in enumerate(item))
+        elif isinstance(item, float) and abs(item) > MAX_FLOAT or \
+                isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
+            found.append(where)
+    if not found:
+        return None
+    where = min(found)
+    item = value
+    for key in where:
+        item = item[int(key)] if isinstance(item, list) else item[key]
+    shown = f"{item:.6g}" if isinstance(item, float) else str(item) if len(str(item)) < 24 else f"{str(item)[:20]}…"
+    limit = f"{MAX_FLOAT:g}" if isinstance(item, float) else "2**63"
+    return f"{'/'.join(where)}: {shown} is out of range (at most {limit} in size)"
 
 
 def check_data_packs(run: dict) -> str | None:
@@ -132,72 +211,229 @@ def check_samples(task: dict, rows: list[dict]) -> str | None:
     return None
 
 
-def take_archive(archive: Path, runs_dir: Path, study: Study) -> None:
-    """Extract an archive's valid run folders into `runs_dir` (new ones only); record rejections."""
+def read_intake(path: Path) -> dict:
+    """The archive memory: SHA-256 -> {"name", "outcome": "taken"|"rejected", "runs", "rejected"}
+    (empty when the file does not exist yet). Raises IntakeError naming the file when it is damaged."""
+    if not os.path.lexists(path):
+        return {"schema_version": INTAKE_VERSION, "archives": {}}
+    try:
+        memory = artifacts.read_json_bounded(path, 64 << 20, 8)
+        problem = _intake_problem(memory)
+    except (OSError, ValueError) as exc:
+        problem = _why(exc)
+    if problem:
+        raise IntakeError(f"{path}: the memory of archives already examined is damaged ({problem}); restore it, or "
+                          f"delete it to have the next aggregate examine every archive in {path.parent} again")
+    return memory
+
+
+def _intake_problem(memory) -> str | None:
+    if not isinstance(memory, dict) or memory.get("schema_version") != INTAKE_VERSION \
+            or not isinstance(memory.get("archives"), dict):
+        return f"not an object with schema_version {INTAKE_VERSION} and archives"
+    for digest, record in memory["archives"].items():
+        ok = (len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) and isinstance(record, dict)
+              and record.get("outcome") in ("taken", "rejected") and isinstance(record.get("name"), str)
+              and isinstance(record.get("runs"), list) and all(isinstance(r, str) for r in record["runs"])
+              and isinstance(record.get("rejected"), list)
+              and all(isinstance(r, dict) and isinstance(r.get("run_id"), str) and isinstance(r.get("reason"), str)
+                      for r in record["rejected"]))
+        if not ok:
+            return f"archives/{digest[:80]}: not a record of an examined archive"
+    return None
+
+
+def _open_archive(archive: Path):
+    """The archive opened for reading: a regular file (never blocks on a FIFO) within `ARCHIVE_FILE_MAX_BYTES`."""
+    fh = os.fdopen(os.open(archive, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    st = os.fstat(fh.fileno())
+    problem = "not a regular file" if not stat.S_ISREG(st.st_mode) else \
+        f"{st.st_size:,} bytes, over the {ARCHIVE_FILE_MAX_BYTES:,}-byte cap for an archive" \
+        if st.st_size > ARCHIVE_FILE_MAX_BYTES else None
+    if problem:
+        fh.close()
+        raise ValueError(problem)
+    return fh
+
+
+def archive_digest(archive: Path) -> str:
+    """SHA-256 of an archive file (regular files only, at most `ARCHIVE_FILE_MAX_BYTES`)."""
+    with _open_archive(archive) as fh:
+        digest = hashlib.sha256()
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | None = None,
+                 memory_path: Path | None = None) -> None:
+    """Extract an archive's valid run folders into `runs_dir` (new ones only); record rejections.
+
+    With `memory` (from `read_intake`) an archive whose SHA-256 is known is not extracted again:
+    its remembered rejections are listed again. Each new outcome is remembered (written to
+    `memory_path` atomically) unless it failed for a passing reason (disk full, permissions).
+    """
     def reject(run_id: str, reason: str) -> None:
         study.rejected.append({"run_id": run_id, "source": archive.name, "reason": reason})
 
+    try:
+        digest = archive_digest(archive)
+    except (OSError, ValueError) as exc:
+        return reject(archive.name, f"archive not accepted: {_why(exc)}")
+    known = (memory or {}).get("archives", {}).get(digest)
+    if known is not None:
+        for r in known["rejected"]:
+            reject(r["run_id"], r["reason"])
+        return
+    before, extracted_before = len(study.rejected), len(study.extracted)
+    transient = _take_new_archive(archive, runs_dir, study, reject)
+    if memory is None or memory_path is None or transient:
+        return
+    runs, rejections = study.extracted[extracted_before:], study.rejected[before:]
+    memory["archives"][digest] = {
+        "name": archive.name, "outcome": "rejected" if rejections and not runs else "taken", "runs": list(runs),
+        "rejected": [{"run_id": r["run_id"], "reason": r["reason"]} for r in rejections]}
+    artifacts.write_json(memory_path, memory)
+
+
+def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject) -> bool:
+    """Extract, check and move in; returns True when it failed for a passing reason (not remembered)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".intake-", dir=runs_dir) as tmp:
         try:
             extract_safely(archive, Path(tmp))
-        except (ValueError, OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
-            return reject(archive.name, f"archive not accepted: {exc}")
+        except ARCHIVE_ERRORS as exc:
+            transient = isinstance(exc, OSError) and exc.errno in TRANSIENT
+            reject(archive.name, f"archive not accepted: {_why(exc)}" +
+                   (" (not remembered: it is examined again next time)" if transient else ""))
+            return transient
         folders = sorted(p for p in Path(tmp).iterdir() if p.is_dir())
         if not folders:
-            return reject(archive.name, "archive holds no run folder (<run_id>/results.json)")
+            reject(archive.name, "archive holds no run folder (<run_id>/results.json)")
+            return False
         for folder in folders:
             target = runs_dir / folder.name
             _, _, reason = read_run(folder)
             if reason:
                 reject(folder.name, reason)
-            elif target.exists():
-                if paths.results_file(target).read_bytes() != paths.results_file(folder).read_bytes():
+            elif os.path.lexists(target):
+                if not _same_results(target, folder):
                     reject(folder.name, f"runs/{folder.name} already exists with a different results.json")
             else:
                 shutil.move(str(folder), str(target))
                 study.extracted.append(folder.name)
+    return False
+
+
+def _same_results(target: Path, folder: Path) -> bool:
+    try:
+        mine = artifacts.read_bytes_bounded(paths.results_file(target), RESULTS_MAX_BYTES, follow_symlinks=False)
+    except (OSError, ValueError):
+        return False
+    return mine == paths.results_file(folder).read_bytes()
 
 
 def safe_member(name: str) -> PurePosixPath:
     """An archive member name as a relative path; raises on absolute paths and `..`."""
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in name:
-        raise ValueError(f"unsafe member path {name!r}")
+    if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in name or "\0" in name:
+        raise ValueError(f"unsafe member path {name[:200]!r}")
     return path
 
 
-def extract_safely(archive: Path, dest: Path, max_bytes: int = ARCHIVE_MAX_BYTES) -> None:
-    """Extract regular files and folders only: no links or devices, no path traversal, size capped."""
-    total = 0
+class _Budget:
+    """Bytes and members left for one archive; raises ValueError the moment either runs out."""
+
+    def __init__(self, max_bytes: int, max_members: int, what: str = "bytes uncompressed"):
+        self.max_bytes, self.max_members, self.what, self.bytes, self.members = max_bytes, max_members, what, 0, 0
+
+    def member(self) -> None:
+        self.members += 1
+        if self.members > self.max_members:
+            raise ValueError(f"more than {self.max_members:,} members")
+
+    def spend(self, n: int) -> None:
+        self.bytes += n
+        if self.bytes > self.max_bytes:
+            raise ValueError(f"more than {self.max_bytes:,} {self.what}")
+
+
+class _CountingReader:
+    """A decompressed stream that charges every byte read (headers included) to a budget."""
+
+    def __init__(self, raw, budget: _Budget):
+        self.raw, self.budget = raw, budget
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size if size is not None and size >= 0 else 1 << 20)
+        self.budget.spend(len(data))
+        return data
+
+
+def extract_safely(archive: Path, dest: Path, max_bytes: int | None = None,
+                   max_members: int | None = None) -> None:
+    """Extract regular files and folders only: no links or devices, no path traversal, size and count capped.
+
+    Bytes are counted as each member is written, and extraction stops at the cap (`max_bytes`,
+    default `ARCHIVE_MAX_BYTES`) or at `max_members` (default `ARCHIVE_MAX_MEMBERS`) members,
+    with what was written left in `dest` for the caller to delete.
+    """
+    budget = _Budget(ARCHIVE_MAX_BYTES if max_bytes is None else max_bytes,
+                     ARCHIVE_MAX_MEMBERS if max_members is None else max_members)
     if archive.name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    raise ValueError(f"{info.filename}: links are not accepted")
-                total += info.file_size
-                if total > max_bytes:
-                    raise ValueError(f"more than {max_bytes:,} bytes uncompressed")
-                _write_member(dest, safe_member(info.filename), None if info.is_dir() else zf.open(info))
+        with _open_archive(archive) as fh:
+            _check_zip_directory(fh, budget.max_members)
+            with zipfile.ZipFile(fh) as zf:
+                for info in zf.infolist():
+                    budget.member()
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise ValueError(f"{info.filename[:200]}: links are not accepted")
+                    if info.file_size > budget.max_bytes - budget.bytes:
+                        raise ValueError(f"more than {budget.max_bytes:,} bytes uncompressed")
+                    _write_member(dest, safe_member(info.filename), None if info.is_dir() else zf.open(info), budget)
         return
-    with tarfile.open(archive, "r:gz") as tar:
+    # the whole decompressed stream is charged too: tar headers (pax, long names) are read into memory
+    stream_budget = _Budget(budget.max_bytes + 4096 * (budget.max_members + 3), budget.max_members,
+                            "bytes uncompressed, tar headers included")
+    with _open_archive(archive) as fh, gzip.GzipFile(fileobj=fh, mode="rb") as gz, \
+            tarfile.open(fileobj=_CountingReader(gz, stream_budget), mode="r|") as tar:
         for member in tar:
+            budget.member()
             if not (member.isfile() or member.isdir()):
-                raise ValueError(f"{member.name}: only regular files and folders are accepted")
-            total += member.size
-            if total > max_bytes:
-                raise ValueError(f"more than {max_bytes:,} bytes uncompressed")
-            _write_member(dest, safe_member(member.name), tar.extractfile(member) if member.isfile() else None)
+                raise ValueError(f"{member.name[:200]}: only regular files and folders are accepted")
+            if member.size > budget.max_bytes - budget.bytes:
+                raise ValueError(f"more than {budget.max_bytes:,} bytes uncompressed")
+            _write_member(dest, safe_member(member.name), tar.extractfile(member) if member.isfile() else None,
+                          budget)
 
 
-def _write_member(dest: Path, rel: PurePosixPath, source) -> None:
+def _check_zip_directory(fh, max_members: int) -> None:
+    """Refuse a zip whose end record announces more than `max_members` entries or a central directory
+    too large for them, before `zipfile` reads that directory into memory."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    fh.seek(max(0, size - (1 << 16) - 22))
+    tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise ValueError("not a zip file (no end of central directory record)")
+    entries, directory_size = struct.unpack("<xxxxxxxxxxHI", tail[at:at + 16])
+    if entries > max_members or directory_size > max_members * 512:
+        raise ValueError(f"more than {max_members:,} members")
+    fh.seek(0)
+
+
+def _write_member(dest: Path, rel: PurePosixPath, source, budget: _Budget) -> None:
+    """Create a folder, or copy a member's bytes into a new file, charging each chunk before it is written."""
     out = dest.joinpath(*rel.parts)
     if source is None:
         out.mkdir(parents=True, exist_ok=True)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     with source, open(out, "wb") as fh:
-        shutil.copyfileobj(source, fh)
+        while chunk := source.read(1 << 16):
+            budget.spend(len(chunk))
+            fh.write(chunk)
 
 
 def first_difference(rows_a: list[dict], rows_b: list[dict]) -> str | None:

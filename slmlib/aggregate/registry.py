@@ -13,6 +13,7 @@ rebuilding gives identical bytes. Quantizations of one model are compared in its
 from __future__ import annotations
 
 import hashlib
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
         "run_ids": [r["run_id"] for r in runs],
         "settings": first["settings"], "settings_vary": settings_vary(runs),
         "edge": median_edge(runs), "energy": energy,
-        "efficiency": aggregate / energy["kwh"] if energy and energy["kwh"] > 0 and aggregate is not None else None,
+        "efficiency": efficiency(aggregate, energy),
         "disputed": bool(disputed), "disputed_tasks": disputed,
         "rank": None, "rank_band": None, "rank_range": None, "badges": [],
     }
@@ -245,6 +246,14 @@ def median_energy(runs: list[dict]) -> dict | None:
         return None
     return {"kwh": statistics.median(e["kwh"] for e in measured),
             "co2_kg": statistics.median(e["co2_kg"] for e in measured), "runs": len(measured)}
+
+
+def efficiency(aggregate: float | None, energy: dict | None) -> float | None:
+    """Aggregate points per kWh; None without a measured, positive energy (or when it overflows)."""
+    if aggregate is None or not energy or not energy["kwh"] > 0:
+        return None
+    value = aggregate / energy["kwh"]
+    return value if math.isfinite(value) else None
 
 
 def settings_vary(runs: list[dict]) -> list[str]:

@@ -51,13 +51,20 @@ def run_task_schema() -> dict:
 
 def run_schema() -> dict:
     """Schema of `outputs/runs/<run_id>/results.json`."""
+    text = nullable(STRING)  # the card fields the registry copies (CARD_FIELDS) have the card's types
     card = obj({"parameter_count": {"type": "integer", "minimum": 1, "maximum": MAX_PARAMETERS},
-                "weights": obj({"sha256": {"type": "string", "minLength": 1}})})
+                "weights": obj({"sha256": {"type": "string", "minLength": 1}},
+                               {"kind": text, "size_bytes": nullable({"type": "integer", "minimum": 0})})},
+               {**{k: text for k in ("name", "family", "hf_repo", "hf_revision", "parameters", "architecture",
+                                     "license", "quantization", "quantization_name")},
+                "context_length": nullable({"type": "integer"}), "categories": {"type": "array", "items": STRING},
+                "adapter": nullable(obj({"sha256": {"type": "string", "minLength": 1}}))})
     energy = obj({"kwh": {"type": "number", "minimum": 0}, "co2_kg": {"type": "number", "minimum": 0}})
     limit = nullable({"type": "integer", "minimum": 1})
     schema = obj({"schema_version": {"const": RUN_SCHEMA_VERSION}, "run_id": ID, "model_id": ID,
                   "model_card": card, "suite": STRING, "limit": limit, "limit_generative": limit,
-                  "seed": {"type": "integer"}, "settings": {"type": "object"},
+                  "seed": {"type": "integer"},
+                  "settings": obj({}, {"backend": text, "dtype": text, "apply_chat_template": nullable({"type": "boolean"})}),
                   "tasks": {**mapping(run_task_schema()), "minProperties": 1},
                   "provenance": obj({"data_packs": mapping(obj({"version": STRING, "sha256": STRING}))})},
                  {"edge": nullable({"type": "object"}), "energy": nullable(energy)})
