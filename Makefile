@@ -21,6 +21,11 @@ help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(SETUP_STAMP) $(BIGBENCH_STAMP) ## create .venv, install pinned dependencies, data packs, model and kernel (idempotent)
+	@# generated code (HumanEval, MBPP) runs only under bubblewrap (slmlib/benchmarks/sandbox.py)
+	@command -v bwrap >/dev/null || if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; \
+	else echo "warning: no bwrap and not root with apt-get: HumanEval and MBPP will refuse to run; install bubblewrap" >&2; fi
 
 $(SETUP_STAMP): requirements.txt requirements-data.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)

@@ -17,7 +17,7 @@ CODE_LIMITS = {"cpu_seconds": 10, "wall_seconds": 15.0, "memory_mb": 1024}  # pe
 
 
 def run_tests(program: str) -> float:
-    """1.0 if `program` (solution + tests) exits cleanly in the sandbox, else 0.0."""
+    """1.0 if `program` (solution + tests) runs to its end and exits 0 in the sandbox, else 0.0."""
     from . import sandbox
 
     return float(sandbox.run_program(program, sandbox.Limits(**CODE_LIMITS)).passed)
