@@ -128,6 +128,28 @@ def test_each_task_runs_on_the_cores_idle_when_it_starts(monkeypatch, tmp_path):
     assert results["edge"]["threads"] == 1 and next(chosen, None) is None
 
 
+def test_batched_greedy_decoding_gives_single_sequence_continuations(f32):
+    """Several prompts decoded together (continuous batching, shared few-shot cells, more prompts
+    than slots) give the continuations one-at-a-time decoding gives, with each prompt's own stop
+    strings and token limit; on F32 weights no greedy choice changes here."""
+    weights, tok = f32
+    contexts = [FEWSHOT + f"Q: What is {a} plus {b}?\nA:" for a, b in ((6, 1), (9, 9), (12, 30), (7, 5), (1, 1))]
+    contexts.append("Write a haiku about the sea.")
+    reqs = [Instance("generate_until", {}, (ctx, {"until": ["\n"] if k % 2 else ["Q:"], "max_gen_toks": 8 + 4 * k}),
+                     k, ("t", k, 1)) for k, ctx in enumerate(contexts)]
+    one = llamacpp.LlamaCppLM(weights.path, tok, max_length=2048)
+    alone = one.generate_until(reqs, disable_tqdm=True)
+    one.close()
+    lm = llamacpp.LlamaCppLM(weights.path, tok, max_length=2048, decode_batch=4)
+    together = lm.generate_until(reqs, disable_tqdm=True)
+    assert together == alone and any(t.strip() for t in together)
+    decode_calls = lm.counters.decode_calls
+    assert decode_calls < sum(8 + 4 * k for k in range(len(reqs)))  # steps shared by several sequences
+    lm.close()
+    with pytest.raises(ValueError, match="decode_batch: 32 sequences; use 1 to 31"):
+        llamacpp.LlamaCppLM(weights.path, tok, max_length=2048, decode_batch=32)
+
+
 @pytest.mark.parametrize("backend, kind, adapter, expected", [
     ("auto", "gguf", False, "llamacpp"), ("auto", "hf_dir", False, "hf"), ("auto", "gguf", True, "hf"),
     ("hf", "gguf", False, "hf"), ("llamacpp", "gguf", False, "llamacpp")])

@@ -50,10 +50,13 @@ class LlamaCppLM(TemplateLM):
     """A GGUF file evaluated by llama.cpp on the CPU, tokenized by `tokenizer` (transformers)."""
 
     def __init__(self, gguf_path: str, tokenizer, max_length: int, threads: int | None = None,
-                 add_bos_token: bool | None = None, prefix_reuse: bool = True):
+                 add_bos_token: bool | None = None, prefix_reuse: bool = True, decode_batch: int = 1):
         super().__init__()
         import llama_cpp
         from llama_cpp import _internals
+
+        if not 1 <= decode_batch < N_SEQ:
+            raise ValueError(f"decode_batch: {decode_batch} sequences; use 1 to {N_SEQ - 1}")
 
         llamalog.quiet()
         llama_cpp.llama_backend_init()
@@ -74,6 +77,7 @@ class LlamaCppLM(TemplateLM):
         self.tokenizer = tokenizer
         self.add_bos_token = add_bos_token
         self.prefix_reuse = prefix_reuse
+        self.decode_batch = decode_batch  # prompts decoded together by generate_until (1: one at a time)
         self._max_length = max_length
         self.cached: list[int] = []  # the tokens whose keys and values sequence 0 holds
         self.counters = Counters()
@@ -162,12 +166,19 @@ class LlamaCppLM(TemplateLM):
             max_gen = kwargs.pop("max_gen_toks")
             encoded.append((self.tok_encode(context, left_truncate_len=self.max_length - max_gen), until, max_gen))
         order = sorted(range(len(args)), key=lambda i: encoded[i][0])
-        out = [""] * len(args)
-        for i in tqdm(order, desc="generate_until (llama.cpp)", disable=disable_tqdm):
-            ids, until, max_gen = encoded[i]
-            text = self.tok_decode(self.greedy(ids, max_gen, until))
-            out[i] = postprocess_generated_text(generation=text, stop=until, think_end_token=None)
-        return out
+        bar = tqdm(total=len(args), desc="generate_until (llama.cpp)", disable=disable_tqdm)
+        if self.decode_batch == 1:
+            new = {}
+            for i in order:
+                ids, until, max_gen = encoded[i]
+                new[i] = self.greedy(ids, max_gen, until)
+                bar.update()
+        else:
+            new = self.greedy_batched([encoded[i] for i in order], on_done=lambda _: bar.update())
+            new = {order[k]: tokens for k, tokens in new.items()}
+        bar.close()
+        return [postprocess_generated_text(generation=self.tok_decode(new[i]), stop=encoded[i][1], think_end_token=None)
+                for i in range(len(args))]
 
     # --- llama.cpp ---------------------------------------------------------------------------
 
@@ -195,6 +206,67 @@ class LlamaCppLM(TemplateLM):
             if stop and any(s in self.tok_decode(new) for s in stop):
                 break
         return new
+
+    def greedy_batched(self, prompts: list[tuple[list[int], list[str], int]], on_done=None) -> dict[int, list[int]]:
+        """Greedy continuations of (ids, stop strings, max new tokens) prompts, up to `decode_batch` of
+        them decoded together: each llama_decode evaluates the next token of every active sequence
+        (and pieces of newly admitted prompts), so the weights are read once for all of them. A
+        finished sequence's slot goes to the next prompt, if the context's cells can hold it. The
+        prefix all prompts share is evaluated once on sequence 0 and its cells are shared. Returns
+        prompt index -> new tokens; each stops as `greedy` stops."""
+        import llama_cpp
+
+        if not prompts:
+            return {}
+        shared = min([common_prefix(prompts[0][0], ids) for ids, _, _ in prompts] +
+                     [len(ids) - 1 for ids, _, _ in prompts])  # each prompt's last token is its own
+        base = prompts[0][0][:shared]
+        keep = self._reuse(base, len(base))
+        self._decode([(tok, pos, (0,), False) for pos, tok in enumerate(base) if pos >= keep])
+        self.cached = list(base)
+        waiting, free = list(range(len(prompts)))[::-1], list(range(self.decode_batch, 0, -1))
+        active: dict[int, dict] = {}  # sequence id -> the prompt it decodes
+        out: dict[int, list[int]] = {}
+
+        def cells(i: int) -> int:  # the most cells prompt i can take beyond the shared ones
+            ids, _, max_new = prompts[i]
+            return min(len(ids) + max_new, self.max_length) - len(base)
+
+        while waiting or active:
+            while waiting and free and len(base) + sum(cells(st["i"]) for st in active.values()) + \
+                    cells(waiting[-1]) <= self.max_length:
+                seq, i = free.pop(), waiting.pop()
+                llama_cpp.llama_memory_seq_cp(self.mem, 0, seq, 0, len(base))
+                active[seq] = {"i": i, "ids": list(prompts[i][0]), "fed": len(base), "new": []}
+            entries, wanting, budget = [], [], N_BATCH
+            for seq, st in sorted(active.items(), key=lambda kv: len(kv[1]["ids"]) - kv[1]["fed"]):
+                take = min(len(st["ids"]) - st["fed"], budget)  # decoding sequences (one token) first
+                if take <= 0:
+                    continue
+                done = st["fed"] + take == len(st["ids"])
+                entries += [(st["ids"][st["fed"] + k], st["fed"] + k, (seq,), done and k == take - 1)
+                            for k in range(take)]
+                st["fed"] += take
+                budget -= take
+                wanting += [seq] if done else []
+            self.counters.requested += len(entries)
+            for seq, row in zip(wanting, self._decode(entries)):
+                st = active[seq]
+                _, stop, max_new = prompts[st["i"]]
+                tok = int(row.argmax())
+                eog = llama_cpp.llama_vocab_is_eog(self.vocab, tok)
+                if not eog:
+                    st["new"].append(tok)
+                    st["ids"].append(tok)
+                stopped = not eog and bool(stop) and any(s in self.tok_decode(st["new"]) for s in stop)
+                if eog or stopped or len(st["new"]) >= max_new or len(st["ids"]) >= self.max_length:
+                    out[st["i"]] = st["new"]
+                    llama_cpp.llama_memory_seq_rm(self.mem, seq, -1, -1)
+                    del active[seq]
+                    free.append(seq)
+                    if on_done:
+                        on_done(st["i"])
+        return out
 
     def logits(self, tokens: list[int], positions) -> list[np.ndarray]:
         """Logits after each position in `positions` of `tokens` (ascending) on sequence 0,
