@@ -27,7 +27,9 @@ introspection and writes outside the working directory; a refusal marks the run
 A run passes only if the program ran to its end: after it, the child writes a random
 per-run token that reaches it through a pipe it reads and closes before the program
 starts (not in the program's file, argv or environment). ``exit()``, ``sys.exit(0)`` or
-``os._exit(0)`` before the end leave no token and fail.
+``os._exit(0)`` before the end leave no token and fail. The token does live in the child's
+memory meanwhile: code written against this harness can read it from the bootstrap's frame
+(``sys._getframe(1).f_locals``) and forge a pass; that stays inside the namespaces.
 
 Without a working ``bwrap`` nothing is executed: ``run_program`` and ``isolation`` raise
 ``SandboxUnavailable`` naming ``apt-get install bubblewrap``.
