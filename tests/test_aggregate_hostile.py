@@ -1,7 +1,9 @@
-"""Hostile input and faults in the aggregate stage (issue 16, cases 12 and 15): a bad run folder or
-archive is rejected with its reason and never stops the others; archives are examined once (by
-SHA-256) and extracted under a size and member cap counted while writing. Property-based fuzz tests
-(hypothesis) feed arbitrary bytes and JSON values to the run-folder and archive parsers."""
+"""Hostile input and faults in the state the aggregate stage reads and writes (issue 16, cases 12, 13
+and 15): a bad run folder or archive is rejected with its reason and never stops the others; archives
+are examined once (by SHA-256) and extracted under a size and member cap counted while writing; a
+damaged registry or submissions ledger fails detect's duplicate and rate-limit checks closed, naming
+the file. Property-based fuzz tests (hypothesis) feed arbitrary bytes and JSON values to the
+run-folder, archive, archive-memory, ledger and registry readers."""
 from __future__ import annotations
 
 import io
@@ -14,14 +16,21 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from slmlib import artifacts
+from slmlib import artifacts, detect, paths
 from slmlib.aggregate import reconcile
+from slmlib.detect import ledger
 from slmlib.aggregate.registry import build_registry, write_registry
 from test_aggregate_reconcile import BOOLQ, good_run, make_archive, run_files
 from test_aggregate_registry import make_run, write_run
+from test_detect import SUBMISSION, tiny_dir, with_model, write_submission  # noqa: F401  (fixture)
 
 FUZZ = settings(max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=20),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
+                                                                                      max_size=4),
+                    max_leaves=20)
 
 
 def load(root: Path) -> reconcile.Study:
@@ -194,13 +203,118 @@ def test_an_archive_member_over_an_incomplete_local_folder_is_rejected_not_raise
     assert study.incomplete == ["dup__1"]
 
 
+# --- case 13: the duplicate check and the rate limit fail closed on damaged state --------------------
+
+REGISTRY_FIX = ("the duplicate check fails closed until it is rebuilt: run the aggregate stage (make aggregate) "
+                "or restore the file")
+LEDGER_FIX = ("the rate limit fails closed until it is repaired: restore the file from a backup or correct that "
+              "line (accepted lines are never removed)")
+
+
+def test_a_truncated_registry_fails_the_duplicate_check_closed(tiny_dir):
+    card, report = detect.detect_submission(write_submission(tiny_dir.parent, SUBMISSION))
+    assert report.errors == []
+    text = artifacts.dumps({"schema_version": 3, "models": [{"model_id": "old", "weights": card["weights"]}]})
+    paths.registry_path().parent.mkdir(parents=True, exist_ok=True)
+    paths.registry_path().write_text(text[:len(text) // 2])  # was: no registry, no duplicate check, accepted
+    _, report = detect.detect_submission(write_submission(tiny_dir.parent, SUBMISSION, name="other-id"))
+    (error,) = report.errors
+    assert error.startswith(f"{paths.registry_path()}: damaged registry (is not valid JSON (") and \
+        error.endswith(f")); {REGISTRY_FIX}")
+    paths.registry_path().write_text('{"models": {"old": 1}}')
+    _, report = detect.detect_submission(write_submission(tiny_dir.parent, SUBMISSION, name="other-id"))
+    assert report.errors == [f"{paths.registry_path()}: damaged registry (not an object with a models list); "
+                             f"{REGISTRY_FIX}"]
+
+
+def write_ledger(lines: list[bytes]) -> Path:
+    path = ledger.ledger_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def ledger_line(model_id: str, days_ago: float, now: float) -> bytes:
+    return json.dumps({"time": now - days_ago * 86400, "model_id": model_id, "submitter": "ann",
+                       "sha256": model_id, "hf_repo": None, "hf_revision": None, "quantization": None}).encode()
+
+
+def test_an_unparsable_ledger_line_fails_the_rate_limit_closed(tiny_dir):
+    import time
+    now = time.time()
+    lines = [ledger_line(f"m{i}", 1 + i, now) for i in range(3)]
+    path = write_ledger([lines[0], lines[1][:40], lines[2]])  # a torn line: was skipped, 2 < 3, accepted
+    _, report = detect.detect_submission(write_submission(tiny_dir.parent, with_model(submitted_by="Ann")))
+    (error,) = report.errors
+    assert error.startswith(f"{path}: line 2 is not valid JSON (") and error.endswith(f")); {LEDGER_FIX}")
+    write_ledger([lines[0], b'{"time": "yesterday", "model_id": "m1", "submitter": "ann"}', lines[2]])
+    _, report = detect.detect_submission(write_submission(tiny_dir.parent, with_model(submitted_by="Ann")))
+    assert report.errors == [f"{path}: line 2 is not a ledger entry (time: not a number); {LEDGER_FIX}"]
+    write_ledger(lines[:2])  # intact and under the limit: accepted
+    assert detect.detect_submission(write_submission(tiny_dir.parent, with_model(submitted_by="Ann")))[1].errors == []
+
+
+def test_a_non_utf8_byte_in_the_ledger_is_an_error_naming_the_file(tiny_dir):
+    import time
+    path = write_ledger([ledger_line("m0", 1, time.time()), b'{"model_id": "\xff"}'])
+    _, report = detect.detect_submission(write_submission(tiny_dir.parent, SUBMISSION))  # was: UnicodeDecodeError
+    assert report.errors == [f"{path}: line 2 is not UTF-8 text (byte 0xff at offset 14); {LEDGER_FIX}"]
+    with pytest.raises(ledger.LedgerError, match="line 2 is not UTF-8"):  # nothing appended to a damaged ledger
+        ledger.append({"model_id": "x", "weights": {"sha256": "1"}})
+    assert len(path.read_bytes().splitlines()) == 2
+
+
+def test_a_ledger_that_is_a_fifo_is_an_error_not_a_hang(tiny_dir):
+    path = ledger.ledger_path()
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)  # was: read_text() waits forever for a writer
+    _, report = detect.detect_submission(write_submission(tiny_dir.parent, SUBMISSION))
+    assert report.errors == [f"{path}: unreadable (is not a regular file); the rate limit fails closed until it is "
+                             "repaired: restore the file from a backup (accepted lines are never removed)"]
+
+
+def test_a_fresh_study_without_registry_or_ledger_is_not_damaged():
+    assert ledger.read_ledger() == [] and ledger.read_ledger().error is None
+    assert ledger.registry_models() == [] and ledger.registry_models().error is None
+
+
+CARD = {"model_id": "new", "submitted_by": "Ann", "hf_repo": "org/new", "hf_revision": None, "quantization": None,
+        "weights": {"sha256": "a" * 64}}
+LINES = st.lists(st.binary(max_size=60) | JSON.map(lambda v: json.dumps(v).encode())
+                 | st.fixed_dictionaries({"time": st.floats(0, 2e9), "model_id": st.text(max_size=5),
+                                          "submitter": st.sampled_from(["ann", "bob"]),
+                                          "sha256": st.none() | st.text(max_size=5)}).map(
+                     lambda d: json.dumps(d).encode()), max_size=6)
+
+
+@FUZZ
+@given(lines=LINES)
+def test_fuzz_ledger_lines_give_entries_or_an_error_naming_the_file(lines):
+    path = write_ledger(lines)
+    entries = ledger.read_ledger()
+    errors = ledger.rate_limit_errors(CARD, entries)
+    assert all(isinstance(e, str) for e in errors)
+    if entries.error:
+        assert entries == [] and errors == [entries.error] and entries.error.startswith(f"{path}: ")
+    else:
+        assert len(entries) == sum(1 for line in lines if line.strip())
+
+
+@FUZZ
+@given(data=st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode())
+       | st.lists(JSON, max_size=3).map(lambda models: json.dumps({"models": models}).encode()))
+def test_fuzz_a_registry_gives_models_or_an_error_naming_the_file(data):
+    paths.registry_path().parent.mkdir(parents=True, exist_ok=True)
+    paths.registry_path().write_bytes(data)
+    models = ledger.registry_models()
+    errors = ledger.duplicate_errors(CARD, models)
+    assert all(isinstance(e, str) for e in errors)
+    if models.error:
+        assert errors == [models.error] and models.error.startswith(f"{paths.registry_path()}: damaged registry (")
+
+
 # --- property-based fuzz tests ---------------------------------------------------------------------
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                    | st.text(max_size=20),
-                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
-                                                                                      max_size=4),
-                    max_leaves=20)
 
 
 def _fresh(tmp_path: Path, name: str) -> Path:
