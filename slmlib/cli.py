@@ -23,7 +23,7 @@ def _parse_set(items: list[str]) -> dict:
         try:
             out[key] = params.read_yaml(value)
         except params.ParamsError as exc:
-            raise params.ParamsError(f"--set {params.shorten(key, 40)}: {exc}; quote a string value "
+            raise params.ParamsError(f"--set {params.show_key(key)}: {exc}; quote a string value "
                                      "(--set 'key=\"text\"'), write a list as [a, b]") from None
     return out
 

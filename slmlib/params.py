@@ -121,6 +121,11 @@ def shorten(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def show_key(key: Any) -> str:
+    """A key as messages show it: as written when short and printable, else its cut repr."""
+    return key if isinstance(key, str) and 0 < len(key) <= 60 and key.isprintable() else shorten(key)
+
+
 def read_yaml(text: str, error: type[Exception] | None = None) -> Any:
     """Parse YAML from outside (a params file, a submission, a --set value) safely: no tags beyond the
     safe ones, no anchors or aliases (alias bombs), at most MAX_YAML_DEPTH levels of nesting, no
@@ -170,8 +175,7 @@ def validate(values: dict[str, Any], source: str = "params") -> StudyParams:
     for key, value in values.items():
         if key not in known:
             hint = difflib.get_close_matches(str(key)[:100], known, n=1)
-            shown = key if isinstance(key, str) and len(key) <= 60 and key.isprintable() else shorten(key)
-            problems.append(f"{shown}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            problems.append(f"{show_key(key)}: unknown parameter" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         elif _wrong_type(value, _TYPES[key]):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in _TYPES[key])
             problems.append(f"{key}: expected {want}, got {type(value).__name__} {reprlib.repr(value)}")

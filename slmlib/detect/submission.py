@@ -94,9 +94,7 @@ class SubmissionError(ValueError):
     """The submission file cannot be used; the message says why."""
 
 
-def _key(key: Any) -> str:
-    """A key as messages show it: as written when short and printable, else its cut repr."""
-    return key if isinstance(key, str) and len(key) <= 60 and key.isprintable() else params.shorten(key)
+_key = params.show_key  # a key as messages show it: as written when short and printable, else its cut repr
 
 
 def _hint(key: Any, known: tuple[str, ...] | list[str]) -> str:

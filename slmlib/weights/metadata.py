@@ -245,7 +245,7 @@ def safetensors_header(path: Path) -> dict[str, dict]:
         if not isinstance(t, dict):
             raise MetadataError(f"{where} is a JSON {type(t).__name__}, not {{dtype, shape, data_offsets}}")
         dtype, shape, offsets = t.get("dtype"), t.get("shape"), t.get("data_offsets")
-        if dtype not in SAFETENSORS_BITS:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_BITS:
             raise MetadataError(f"{where}: dtype {str(dtype)[:20]!r} is not a safetensors dtype")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise MetadataError(f"{where}: shape {str(shape)[:60]} is not a list of non-negative integers")
