@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from matplotlib.figure import Figure
 
 from site_study import HOSTILE_FAMILY, HOSTILE_NAME, TASKS, write_study
@@ -355,3 +356,100 @@ def test_screenshots_command_needs_a_built_site(tmp_path, capsys):
 
     assert main(["screenshots", str(tmp_path / "nothing")]) == 2
     assert "no built site" in capsys.readouterr().err
+
+
+# --- issue 16, case 14: publish writes only into a folder it owns ----------------------------------
+
+def someone_elses_folder(folder: Path) -> dict[Path, bytes]:
+    files = {folder / "model" / "thesis.html": b"<p>mine</p>", folder / "charts" / "plot.svg": b"<svg/>",
+             folder / "samples" / "x" / "data.jsonl": b"{}\n", folder / "notes.txt": b"keep me"}
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_publish_refuses_a_folder_it_does_not_own_and_deletes_nothing(tmp_path):
+    folder = tmp_path / "papers"
+    files = someone_elses_folder(folder)
+    with pytest.raises(publish.site_writer.SiteFolderError) as err:  # was: model/, charts/, samples/ emptied
+        publish.write_site(build_registry([]), folder, tmp_path / "runs", tmp_path, progress=False)
+    assert str(err.value) == (
+        f"{folder}: not empty and not a site folder publish made (no .slm-site file); publish writes only into a "
+        "folder it owns: set site_dir to a new or empty folder, or to the folder publish made (it holds a "
+        ".slm-site file)")
+    assert {p: p.read_bytes() for p in files} == files and sorted(p.name for p in folder.iterdir()) == [
+        "charts", "model", "notes.txt", "samples"]
+
+
+def test_prune_removes_only_files_publish_wrote(study, tmp_path):
+    site, runs = tmp_path / "site", study["root"] / "outputs" / "runs"
+    publish.write_site(study["registry"], site, runs, study["root"] / "reports", progress=False)
+    marker = json.loads((site / ".slm-site").read_text())
+    assert "index.html" in marker["files"] and any(f.startswith("model/") for f in marker["files"])
+    mine = {site / "model" / "extra.html": b"mine", site / "charts" / "extra.svg": b"<svg/>",
+            site / "samples" / "extra" / "a.jsonl": b"{}\n"}
+    for path, data in mine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    smaller = {**study["registry"], "models": study["registry"]["models"][:2], "comparisons": []}
+    publish.write_site(smaller, site, runs, study["root"] / "reports", progress=False)  # was: the extras deleted
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert len(list((site / "model").glob("*--*.html"))) == 2
+
+
+def test_the_default_site_of_an_older_study_is_adopted(tmp_path):
+    default = publish.site_path(type("P", (), {"site_dir": ""})())
+    assert default == tmp_path / "reports" / "site"
+    for name in ("index.html", "data.js", "leaderboard.json", "model/gone--0000.html", "notes.txt"):
+        (default / name).parent.mkdir(parents=True, exist_ok=True)
+        (default / name).write_text("old")
+    publish.write_site(build_registry([]), None, tmp_path / "runs", tmp_path, progress=False)
+    assert (default / ".slm-site").is_file() and (default / "notes.txt").read_text() == "old"
+    assert not (default / "model").exists()  # the stale page of the older publish is removed
+    elsewhere = tmp_path / "copy"
+    for name in ("index.html", "data.js", "leaderboard.json"):  # the same files elsewhere: not adopted
+        (elsewhere / name).parent.mkdir(parents=True, exist_ok=True)
+        (elsewhere / name).write_text("old")
+    with pytest.raises(publish.site_writer.SiteFolderError, match="not a site folder publish made"):
+        publish.write_site(build_registry([]), elsewhere, tmp_path / "runs", tmp_path, progress=False)
+
+
+def test_a_damaged_or_forged_marker_is_refused(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "keep.txt").write_text("x")
+    (site / ".slm-site").write_text('{"kind": "x"')
+    with pytest.raises(publish.site_writer.SiteFolderError) as err:
+        publish.write_site(build_registry([]), site, tmp_path / "runs", tmp_path, progress=False)
+    assert str(err.value) == (
+        f"{site / '.slm-site'}: damaged site marker (is not valid JSON (Expecting ',' delimiter: line 1 column 13 "
+        f"(char 12))); publish cannot tell which files in {site} are its own: set site_dir to a new or empty folder, "
+        "or delete that folder and publish again")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    publish.site_writer.mark_site(site, ["keep.txt"])
+    (site / ".slm-site").write_text(json.dumps({"kind": publish.site_writer.MARKER_KIND,
+                                                "files": ["../outside.txt"]}))
+    with pytest.raises(publish.site_writer.SiteFolderError, match="not a site marker"):
+        publish.write_site(build_registry([]), site, tmp_path / "runs", tmp_path, progress=False)
+    assert outside.exists() and (site / "keep.txt").exists()
+
+
+@settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=120) | st.lists(st.sampled_from([".", "./", "..", "/", "a/../b", "model/x.html", ""])
+                                               | st.text(max_size=12), max_size=5).map(
+    lambda files: json.dumps({"kind": publish.site_writer.MARKER_KIND, "files": files}).encode()))
+def test_fuzz_a_marker_gives_files_inside_the_site_or_a_refusal(tmp_path, data):
+    site = tmp_path / "fuzz"
+    site.mkdir(exist_ok=True)
+    (site / ".slm-site").write_bytes(data)
+    try:
+        files = publish.site_writer.claim_site(site)
+    except publish.site_writer.SiteFolderError as exc:
+        assert str(exc).startswith(f"{site / '.slm-site'}: damaged site marker (")
+        return
+    for name in files:
+        assert (site / name).resolve().is_relative_to(site.resolve())
+    publish.site_writer.prune(site, [], files)  # removes nothing outside (tmp_path holds only the site)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fuzz"]

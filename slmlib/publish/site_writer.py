@@ -7,13 +7,21 @@ executed notebooks (linked as their HTML reports in `reports/<run_id>/`). Writes
 atomically: index.html (leaderboard), compare.html, methodology.html, submit.html,
 model/<model_id>--<hash>.html per entry, data.js (the page data as a script, so the site
 works opened as files), leaderboard.json, submission.schema.json, charts/*.svg, the CSS and
-JavaScript from `slmlib/publish/site/assets/`, and samples/<run_id>/*.jsonl. Files of entries no
-longer in the registry are removed. No page requests anything outside the site folder.
+JavaScript from `slmlib/publish/site/assets/`, and samples/<run_id>/*.jsonl. No page requests
+anything outside the site folder.
+
+Publish writes only into a folder it owns: a new or empty folder, which it marks as the site's
+with `.slm-site` (`MARKER`: the list of files the last publish wrote), or one it marked before.
+Any other non-empty folder is refused (SiteFolderError), except the default `reports/site` of a
+study published before the marker existed, recognised by the site's own index.html, data.js and
+leaderboard.json: it is adopted, as that folder has only ever been publish's. Files the previous
+publish wrote and this one did not (entries no longer in the registry) are removed; nothing else is.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 from .. import artifacts, paths
 from .. import detect
@@ -21,6 +29,15 @@ from .plots import CHARTS, save_figure
 from .site import data, evidence, model_page, pages, reference
 
 ASSETS = Path(__file__).parent / "site" / "assets"
+MARKER = ".slm-site"  # in the site folder: marks it as publish's, and lists the files publish wrote
+MARKER_KIND = "SLM Study site (written by slmlib publish; lists the files it wrote)"
+MARKER_MAX_BYTES = 16 << 20
+OWN_FILES = ("index.html", "data.js", "leaderboard.json")  # an older study's unmarked site has these
+GENERATED = ("model/*.html", "charts/*.svg", "samples/*/*.jsonl")  # what an unmarked site's publish wrote
+
+
+class SiteFolderError(ValueError):
+    """The site folder is not publish's own (or its marker is damaged); the message names the folder and the fix."""
 
 
 def write_pages(site: Path, registry: dict, board: dict, reports_href: str) -> list[Path]:
@@ -67,15 +84,89 @@ def write_charts(site: Path, registry: dict) -> list[Path]:
     return [save_figure(make(registry), site / "charts" / name) for name, (make, _) in CHARTS.items()]
 
 
-def prune(site: Path, keep: list[Path]) -> None:
-    """Remove files under the site's generated folders that this publish did not write."""
-    keep_set = {p.resolve() for p in keep}
-    for folder in ("model", "samples", "charts"):
-        for path in sorted((site / folder).rglob("*"), reverse=True) if (site / folder).exists() else []:
-            if path.is_file() and path.resolve() not in keep_set:
-                path.unlink()
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+def claim_site(site: Path) -> list[str]:
+    """Make sure `site` is publish's own folder and return the files (relative, POSIX) the last publish wrote.
+
+    A new or empty folder is created and marked; a marked one gives its marker's list; the default
+    site folder of an older study (unmarked, with OWN_FILES) is adopted with the GENERATED files in it.
+    Anything else raises SiteFolderError naming the folder and the fix.
+    """
+    fix = ("publish writes only into a folder it owns: set site_dir to a new or empty folder, or to the "
+           "folder publish made (it holds a .slm-site file)")
+    if os.path.lexists(site) and not site.is_dir():
+        raise SiteFolderError(f"{site}: not a folder; {fix}")
+    marker = site / MARKER
+    if os.path.lexists(marker):
+        try:
+            record = artifacts.read_json_bounded(marker, MARKER_MAX_BYTES, 4)
+        except (OSError, ValueError) as exc:
+            record = {"error": exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)}
+        if not (isinstance(record, dict) and record.get("kind") == MARKER_KIND and isinstance(record.get("files"), list)
+                and all(isinstance(f, str) and _safe_relative(f) for f in record["files"])):
+            why = record.get("error") if isinstance(record, dict) and "error" in record else "not a site marker"
+            raise SiteFolderError(f"{marker}: damaged site marker ({why}); publish cannot tell which files in {site} "
+                                  "are its own: set site_dir to a new or empty folder, or delete that folder and "
+                                  "publish again")
+        return sorted(set(record["files"]))
+    if site.is_dir() and any(site.iterdir()):
+        if not _older_default_site(site):
+            raise SiteFolderError(f"{site}: not empty and not a site folder publish made (no {MARKER} file); {fix}")
+        previous = sorted({p.relative_to(site).as_posix() for pattern in GENERATED for p in site.glob(pattern)
+                           if p.is_file() and not p.is_symlink()})
+    else:
+        previous = []
+    mark_site(site, previous)
+    return previous
+
+
+def _older_default_site(site: Path) -> bool:
+    """The default site folder (reports/site) as an older publish left it, before the marker existed."""
+    try:
+        default = site.resolve() == paths.site_dir().resolve()
+    except OSError:
+        return False
+    return default and all((site / name).is_file() and not (site / name).is_symlink() for name in OWN_FILES)
+
+
+def _safe_relative(name: str) -> bool:
+    path = PurePosixPath(name)
+    return bool(path.parts) and not path.is_absolute() and ".." not in path.parts and "\\" not in name \
+        and "\0" not in name and path.parts[0] != MARKER
+
+
+def mark_site(site: Path, files) -> Path:
+    """Write the marker (atomically): this folder is publish's, and these are the files it wrote."""
+    return artifacts.write_json(site / MARKER, {"kind": MARKER_KIND, "files": sorted(set(files))})
+
+
+def _relative(site: Path, written: list[Path]) -> list[str]:
+    root = site.resolve()
+    return sorted({p.resolve().relative_to(root).as_posix() for p in written})
+
+
+def prune(site: Path, keep: list[Path], previous: list[str] = ()) -> list[str]:
+    """Remove the files the previous publish wrote (`previous`, from the marker) that this one did not
+    (`keep`), then the folders that left empty; returns what was removed. Nothing else is touched:
+    only files inside `site`, never through a link to a folder outside it."""
+    root = site.resolve()
+    kept = set(_relative(site, keep))
+    removed = []
+    for name in sorted(set(previous) - kept):
+        path = site.joinpath(*PurePosixPath(name).parts)
+        if not _safe_relative(name) or not (path.is_file() or path.is_symlink()):
+            continue
+        try:
+            inside = path.parent.resolve().is_relative_to(root)
+        except OSError:
+            inside = False
+        if inside:
+            path.unlink()
+            removed.append(name)
+            for folder in path.parents:
+                if folder == site or not folder.is_dir() or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+    return removed
 
 
 def read_registry() -> dict:
@@ -94,15 +185,20 @@ def site_path(p) -> Path:
 def write_site(registry: dict, site_dir: Path | None = None, runs_dir: Path | None = None,
                reports_dir: Path | None = None, progress: bool = True) -> list[Path]:
     """Write the whole site (default `paths.site_dir()`, run folders from `paths.runs_dir()`,
-    reports from `paths.reports_root()`); returns the files written."""
+    reports from `paths.reports_root()`) into a folder publish owns (`claim_site`; SiteFolderError
+    otherwise); returns the files written."""
     site = Path(site_dir) if site_dir is not None else paths.site_dir()
     runs_dir = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
     reports_dir = Path(reports_dir) if reports_dir is not None else paths.reports_root()
+    previous = claim_site(site)  # raises SiteFolderError unless the folder is publish's own
     board = data.site_data(registry)
     reports_href = evidence.relative(reports_dir / "index.html", site)
     written = write_pages(site, registry, board, reports_href)
+    mark_site(site, [*previous, *_relative(site, written)])  # an interrupted publish still knows its files
     written += write_charts(site, registry)
     written += write_model_pages(site, registry, board, reports_href, runs_dir, reports_dir, progress)
-    prune(site, written)
+    mark_site(site, [*previous, *_relative(site, written)])
+    prune(site, written, previous)
+    mark_site(site, _relative(site, written))
     return written
 
