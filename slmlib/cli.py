@@ -76,15 +76,24 @@ def _validate_params(path: Path) -> dict:
         return {"errors": [str(exc)], "warnings": []}
 
 
+def _shown(value, width: int = 80) -> str:
+    """A card value as the terminal shows it: non-printable characters escaped (a NUL, a right-to-left
+    override), cut to `width` characters (a 60,000-character name)."""
+    text = str(value)
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _print_report(r: dict) -> None:
     print(f"{'ok  ' if r['valid'] else 'FAIL'} {r['file']} ({r['kind']})")
     card = r.get("card") or {}
     if card.get("weights"):
         count = card.get("parameter_count")
-        print(f"     card: {card['model_id']}: {card.get('name')}, {card.get('parameters')} "
-              f"({f'{count:,}' if count else '?'} parameters), {card.get('architecture')}, "
-              f"context {card.get('context_length')}, license {card.get('license')}, "
-              f"{card.get('quantization')}, weights {card['weights']['kind']} {str(card['weights']['sha256'])[:12]}")
+        fields = [_shown(card.get(k)) for k in ("model_id", "name", "parameters", "architecture", "context_length",
+                                                   "license", "quantization")]
+        print(f"     card: {fields[0]}: {fields[1]}, {fields[2]} ({f'{count:,}' if count else '?'} parameters), "
+              f"{fields[3]}, context {fields[4]}, license {fields[5]}, {fields[6]}, "
+              f"weights {card['weights']['kind']} {str(card['weights']['sha256'])[:12]}")
     for e in r["errors"]:
         print(f"     error: {e}")
     for w in r["warnings"]:

@@ -218,6 +218,13 @@ def test_a_folder_named_model_safetensors(tiny_dir):
         "a weights folder holds regular .safetensors, .bin, .gguf files"]
 
 
+def test_hub_config_json_that_is_a_list_detects_nothing():
+    from slmlib.weights import hub
+
+    meta = hub.parse_hub_info({"id": "org/m", "siblings": [{"rfilename": 5}, {"rfilename": "m.safetensors"}]}, [1, 2])
+    assert (meta["architecture"], meta["context_length"], meta["name"]) == (None, None, "m")
+
+
 @pytest.mark.parametrize("value, message", [
     ("[1,2", "error: --set limit: not valid YAML: expected ',' or ']', but got '<stream end>' (line 1, column 5); "
              "quote a string value (--set 'key=\"text\"'), write a list as [a, b]"),
@@ -253,6 +260,16 @@ def test_set_values_that_are_not_yaml_are_one_line_errors(capsys, value, message
 ])
 def test_names_are_bounded_and_printable(tiny_dir, field, value, message):
     assert detect_errors(write_submission(tiny_dir.parent, with_model(**{field: value}))) == [message]
+
+
+def test_validate_prints_hostile_names_escaped_and_cut(tiny_dir, capsys):
+    (tiny_dir.parent / "submissions").mkdir()
+    data = {**with_model(name="Tiny\u202egnp\0" + "x" * 60_000), "weights": {"dir": str(tiny_dir)}}
+    path = write_submission(tiny_dir.parent / "submissions", data)
+    assert cli.main(["validate", "--no-estimate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "\u202e" not in out and "\0" not in out and max(map(len, out.splitlines())) < 400
+    assert "     card: tiny-sub: Tiny\\u202egnp\\x00xxx" in out
 
 
 def test_weights_paths_are_bounded_and_printable(tiny_dir):

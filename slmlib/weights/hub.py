@@ -25,8 +25,8 @@ def parse_hub_info(info: dict[str, Any], config: dict[str, Any] | None) -> dict[
     Pure: tested on hand-written dicts. `weights_sha256` digests the LFS SHA-256 of the
     safetensors files, so the same revision gives the same id as a duplicate check key.
     """
-    config = config or {}
-    files = [s for s in info.get("siblings") or [] if isinstance(s, dict)]
+    config = config if isinstance(config, dict) else {}  # a config.json that is a list or a number: nothing detected
+    files = [s for s in info.get("siblings") or [] if isinstance(s, dict) and isinstance(s.get("rfilename"), str)]
     weights = sorted((s["rfilename"], (s.get("lfs") or {}).get("sha256", "")) for s in files
                      if s.get("rfilename", "").endswith(".safetensors"))
     formats = sorted({fmt for s in files for ext, fmt in QUANT_FORMATS.items() if s.get("rfilename", "").endswith(ext)})
