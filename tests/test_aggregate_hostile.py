@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from slmlib import artifacts, detect, paths
-from slmlib.aggregate import reconcile
+from slmlib.aggregate import archives, reconcile
 from slmlib.detect import ledger
 from slmlib.aggregate.registry import build_registry, write_registry
 from test_aggregate_reconcile import BOOLQ, good_run, make_archive, run_files
@@ -135,11 +135,11 @@ def test_archives_are_examined_once_and_remembered_by_digest(tmp_path, monkeypat
     make_archive(tmp_path / "invalid.tar.gz", run_files(bad))
     make_archive(tmp_path / "remote.zip", run_files(good_run("remote__1", sha="sha-remote")), "zip")
     calls = []
-    extract = reconcile.extract_safely
-    monkeypatch.setattr(reconcile, "extract_safely", lambda a, d, *k: calls.append(a.name) or extract(a, d, *k))
+    extract = archives.extract_safely
+    monkeypatch.setattr(archives, "extract_safely", lambda a, d, *k: calls.append(a.name) or extract(a, d, *k))
     first = load(tmp_path)
     assert calls == ["invalid.tar.gz", "remote.zip"] and first.extracted == ["remote__1"]
-    memory = json.loads((tmp_path / reconcile.INTAKE_FILE).read_text())
+    memory = json.loads((tmp_path / archives.INTAKE_FILE).read_text())
     assert sorted((r["name"], r["outcome"], r["runs"]) for r in memory["archives"].values()) == \
         [("invalid.tar.gz", "rejected", []), ("remote.zip", "taken", ["remote__1"])]
     again = load(tmp_path)  # was: both extracted again on every aggregate
@@ -150,7 +150,7 @@ def test_archives_are_examined_once_and_remembered_by_digest(tmp_path, monkeypat
 
 
 def test_a_bomb_is_stopped_at_the_cap_as_it_is_written(tmp_path, monkeypatch):
-    monkeypatch.setattr(reconcile, "ARCHIVE_MAX_BYTES", 1 << 20)  # was: a default bound at import (2 GiB)
+    monkeypatch.setattr(archives, "ARCHIVE_MAX_BYTES", 1 << 20)  # was: a default bound at import (2 GiB)
     make_archive(tmp_path / "bomb.tar.gz", {"r__1/results.json": b"{}", "r__1/zeros.bin": bytes(4 << 20)})
     (rejected,) = load(tmp_path).rejected
     assert rejected == {"run_id": "bomb.tar.gz", "source": "bomb.tar.gz",
@@ -161,21 +161,21 @@ def test_a_bomb_is_stopped_at_the_cap_as_it_is_written(tmp_path, monkeypatch):
         pass
     written = tmp_path / "out"
     written.mkdir()
-    budget = reconcile._Budget(1000, 10)
+    budget = archives._Budget(1000, 10)
     with pytest.raises(ValueError, match="more than 1,000 bytes"):
-        reconcile._write_member(written, reconcile.safe_member("x/big"), Lying(bytes(1 << 20)), budget)
+        archives._write_member(written, archives.safe_member("x/big"), Lying(bytes(1 << 20)), budget)
     assert (written / "x" / "big").stat().st_size <= 1000
 
 
 def test_member_count_and_tar_headers_are_capped(tmp_path, monkeypatch):
-    monkeypatch.setattr(reconcile, "ARCHIVE_MAX_MEMBERS", 10)  # was: no member cap
+    monkeypatch.setattr(archives, "ARCHIVE_MAX_MEMBERS", 10)  # was: no member cap
     make_archive(tmp_path / "many.tar.gz", {f"r__1/f{i}": b"" for i in range(50)})
     make_archive(tmp_path / "many.zip", {f"r__1/f{i}": b"" for i in range(50)}, "zip")
     with tarfile.open(tmp_path / "pax.tar.gz", "w:gz", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("r__1/results.json")
         info.pax_headers = {"comment": "x" * (3 << 20)}  # read into memory by tarfile before any member
         tar.addfile(info, io.BytesIO(b""))
-    monkeypatch.setattr(reconcile, "ARCHIVE_MAX_BYTES", 1 << 20)
+    monkeypatch.setattr(archives, "ARCHIVE_MAX_BYTES", 1 << 20)
     assert reasons(load(tmp_path)) == {
         "many.tar.gz": "archive not accepted: more than 10 members",
         "many.zip": "archive not accepted: more than 10 members",
@@ -185,11 +185,11 @@ def test_member_count_and_tar_headers_are_capped(tmp_path, monkeypatch):
 
 def test_a_damaged_archive_memory_stops_intake_naming_the_file(tmp_path):
     make_archive(tmp_path / "remote.zip", run_files(good_run("remote__1")), "zip")
-    (tmp_path / reconcile.INTAKE_FILE).write_text('{"schema_version": 1, "archives": {"ab')
-    with pytest.raises(reconcile.IntakeError) as err:
+    (tmp_path / archives.INTAKE_FILE).write_text('{"schema_version": 1, "archives": {"ab')
+    with pytest.raises(archives.IntakeError) as err:
         load(tmp_path)
     assert str(err.value) == (
-        f"{tmp_path / reconcile.INTAKE_FILE}: the memory of archives already examined is damaged (is not valid "
+        f"{tmp_path / archives.INTAKE_FILE}: the memory of archives already examined is damaged (is not valid "
         "JSON (Unterminated string starting at: line 1 column 36 (char 35))); restore it, or delete it to have "
         f"the next aggregate examine every archive in {tmp_path} again")
     assert not (tmp_path / "runs" / "remote__1").exists()
@@ -425,7 +425,7 @@ def test_fuzz_random_and_damaged_archives_are_rejected_with_a_reason(tmp_path, k
     study = load(root)
     assert all(r["reason"] for r in study.rejected)
     assert len(study.extracted) + len(study.rejected) >= 1 or (root / "runs" / "remote__1").exists()
-    memory = json.loads((root / reconcile.INTAKE_FILE).read_text())
+    memory = json.loads((root / archives.INTAKE_FILE).read_text())
     assert len(memory["archives"]) == 1
     again = load(root)  # remembered: the same outcome, nothing extracted again
     assert again.rejected == study.rejected and again.extracted == []
@@ -436,9 +436,9 @@ def test_fuzz_random_and_damaged_archives_are_rejected_with_a_reason(tmp_path, k
 def test_fuzz_a_damaged_archive_memory_is_an_intake_error_or_is_used(tmp_path, data):
     root = _fresh(tmp_path, "m")
     (root / "x.zip").write_bytes(VALID_ARCHIVES["zip"])
-    (root / reconcile.INTAKE_FILE).write_bytes(data)
+    (root / archives.INTAKE_FILE).write_bytes(data)
     try:
         load(root)
-    except reconcile.IntakeError as exc:
-        assert str(exc).startswith(f"{root / reconcile.INTAKE_FILE}: the memory of archives already examined is "
+    except archives.IntakeError as exc:
+        assert str(exc).startswith(f"{root / archives.INTAKE_FILE}: the memory of archives already examined is "
                                    "damaged (")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slmlib.aggregate import reconcile, tables
+from slmlib.aggregate import archives, reconcile, tables
 from slmlib.aggregate.registry import build_registry, write_registry
 from test_aggregate_registry import make_run, sample_rows, with_values, write_run
 
@@ -124,7 +124,7 @@ def test_unsafe_invalid_and_conflicting_archives_are_rejected_and_not_extracted(
 def test_archive_size_cap(tmp_path):
     archive = make_archive(tmp_path / "big.tar.gz", {"r__1/results.json": b"x" * 100})
     with pytest.raises(ValueError, match="more than 50 bytes"):
-        reconcile.extract_safely(archive, tmp_path / "out", max_bytes=50)
+        archives.extract_safely(archive, tmp_path / "out", max_bytes=50)
 
 
 def test_identical_runs_with_different_outputs_are_flagged_with_the_first_differing_item(tmp_path):

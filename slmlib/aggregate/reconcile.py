@@ -6,50 +6,30 @@ archive is extracted into `outputs/runs/<run_id>/` unless that folder exists. Ev
 checked against the run JSON Schema, the pinned data packs and its own samples; a failing run
 is rejected with a reason, never dropped silently, and never stops the others (files are read
 bounded: regular files only, size caps, nesting at most `MAX_DEPTH` levels, strict JSON).
-Each archive is examined once: its SHA-256 and outcome (runs taken in, or rejected with the
-reasons) are remembered in `outputs/archive_intake.json` (`INTAKE_FILE`), and a known archive is
-never extracted again (its rejections are listed again from that memory; to examine an archive
-again, delete its entry there). Extraction stops at `ARCHIVE_MAX_BYTES` counted as bytes are
-written, and at `ARCHIVE_MAX_MEMBERS` members. Also finds runs that should be identical but
-whose outputs differ.
+Each archive is examined once (`archives`: the memory of archives by SHA-256, the capped and
+safe extraction); a known archive is never extracted again, its rejections are listed again
+from that memory. Also finds runs that should be identical but whose outputs differ.
 """
 
 from __future__ import annotations
 
-import errno
-import gzip
-import hashlib
-import lzma
 import math
 import os
 import shutil
-import stat
-import struct
-import tarfile
 import tempfile
-import zipfile
-import zlib
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .. import artifacts, datapacks, paths
-from . import schemas
+from . import archives, schemas
+from .archives import why
 from ..benchmarks import all_benchmarks
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
-ARCHIVE_MAX_BYTES = 512 << 20  # uncompressed bytes per archive, counted as they are written
-ARCHIVE_MAX_MEMBERS = 20_000  # files and folders per archive
-ARCHIVE_FILE_MAX_BYTES = 512 << 20  # the archive file itself (it is hashed whole)
 RESULTS_MAX_BYTES = 32 << 20  # a results.json
 SAMPLES_MAX_BYTES = 256 << 20  # a samples/<task>.jsonl
 MAX_DEPTH = 64  # lists/objects nesting in results.json and in a sample row
 MAX_FLOAT = 1e15  # |number| in results.json (larger ones overflow medians and sums to infinity)
 MAX_INT = 2 ** 63
-INTAKE_FILE = "archive_intake.json"
-INTAKE_VERSION = 1
-TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EACCES, errno.EROFS, errno.EMFILE}
-ARCHIVE_ERRORS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, tarfile.TarError,
-                  zipfile.BadZipFile, zlib.error, lzma.LZMAError)  # what a hostile archive can raise
 INCOMPLETE = "incomplete: no results.json (interrupted or still running?)"
 
 
@@ -64,25 +44,21 @@ class Study:
     extracted: list[str] = field(default_factory=list)  # run ids taken from archives on this call
 
 
-class IntakeError(ValueError):
-    """The archive memory (`INTAKE_FILE`) is damaged: no archive is taken in until it is repaired."""
-
-
 def load_study(runs_dir: Path | None = None, inbox: Path | None = None) -> Study:
     """Take in archives from `inbox` (default `outputs/`), then load every run under `runs_dir`.
 
-    Raises IntakeError (naming the file and the fix) when the archive memory is damaged and an
+    Raises archives.IntakeError (naming the file and the fix) when the archive memory is damaged and an
     archive is waiting: taking archives in without it would extract known bombs again.
     """
     runs_dir = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
     inbox = Path(inbox) if inbox is not None else paths.outputs_root()
     study = Study()
-    archives = sorted(p for p in inbox.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES) and p.is_file()) \
+    waiting = sorted(p for p in inbox.iterdir() if p.name.endswith(archives.ARCHIVE_SUFFIXES) and p.is_file()) \
         if inbox.is_dir() else []
-    if archives:
-        memory_path = inbox / INTAKE_FILE
-        memory = read_intake(memory_path)
-        for archive in archives:
+    if waiting:
+        memory_path = inbox / archives.INTAKE_FILE
+        memory = archives.read_intake(memory_path)
+        for archive in waiting:
             take_archive(archive, runs_dir, study, memory, memory_path)
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()
                      and not p.name.startswith(".")) if runs_dir.is_dir() else []
@@ -111,7 +87,7 @@ def read_run(folder: Path) -> tuple[dict | None, dict[str, list[dict]], str | No
     try:
         run = artifacts.read_json_bounded(path, RESULTS_MAX_BYTES, MAX_DEPTH, follow_symlinks=False)
     except (OSError, ValueError) as exc:
-        return None, {}, f"unreadable results.json: {_why(exc)}"
+        return None, {}, f"unreadable results.json: {why(exc)}"
     reason = check_run(run, folder.name)
     if reason:
         return None, {}, reason
@@ -123,19 +99,12 @@ def read_run(folder: Path) -> tuple[dict | None, dict[str, list[dict]], str | No
         try:
             rows[name] = artifacts.read_jsonl_bounded(f, SAMPLES_MAX_BYTES, MAX_DEPTH, follow_symlinks=False)
         except (OSError, ValueError) as exc:
-            return None, {}, f"unreadable samples/{f.name}: {_why(exc)}"
+            return None, {}, f"unreadable samples/{f.name}: {why(exc)}"
     for name, task_rows in rows.items():
         reason = check_samples(run["tasks"][name], task_rows)
         if reason:
             return None, {}, f"samples/{name}.jsonl: {reason}"
     return run, rows, None
-
-
-def _why(exc: BaseException) -> str:
-    """An exception as one line without the machine's paths (OSError: its strerror)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def check_run(run, folder_name: str | None = None) -> str | None:
@@ -211,65 +180,11 @@ def check_samples(task: dict, rows: list[dict]) -> str | None:
     return None
 
 
-def read_intake(path: Path) -> dict:
-    """The archive memory: SHA-256 -> {"name", "outcome": "taken"|"rejected", "runs", "rejected"}
-    (empty when the file does not exist yet). Raises IntakeError naming the file when it is damaged."""
-    if not os.path.lexists(path):
-        return {"schema_version": INTAKE_VERSION, "archives": {}}
-    try:
-        memory = artifacts.read_json_bounded(path, 64 << 20, 8)
-        problem = _intake_problem(memory)
-    except (OSError, ValueError) as exc:
-        problem = _why(exc)
-    if problem:
-        raise IntakeError(f"{path}: the memory of archives already examined is damaged ({problem}); restore it, or "
-                          f"delete it to have the next aggregate examine every archive in {path.parent} again")
-    return memory
-
-
-def _intake_problem(memory) -> str | None:
-    if not isinstance(memory, dict) or memory.get("schema_version") != INTAKE_VERSION \
-            or not isinstance(memory.get("archives"), dict):
-        return f"not an object with schema_version {INTAKE_VERSION} and archives"
-    for digest, record in memory["archives"].items():
-        ok = (len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) and isinstance(record, dict)
-              and record.get("outcome") in ("taken", "rejected") and isinstance(record.get("name"), str)
-              and isinstance(record.get("runs"), list) and all(isinstance(r, str) for r in record["runs"])
-              and isinstance(record.get("rejected"), list)
-              and all(isinstance(r, dict) and isinstance(r.get("run_id"), str) and isinstance(r.get("reason"), str)
-                      for r in record["rejected"]))
-        if not ok:
-            return f"archives/{digest[:80]}: not a record of an examined archive"
-    return None
-
-
-def _open_archive(archive: Path):
-    """The archive opened for reading: a regular file (never blocks on a FIFO) within `ARCHIVE_FILE_MAX_BYTES`."""
-    fh = os.fdopen(os.open(archive, os.O_RDONLY | os.O_NONBLOCK), "rb")
-    st = os.fstat(fh.fileno())
-    problem = "not a regular file" if not stat.S_ISREG(st.st_mode) else \
-        f"{st.st_size:,} bytes, over the {ARCHIVE_FILE_MAX_BYTES:,}-byte cap for an archive" \
-        if st.st_size > ARCHIVE_FILE_MAX_BYTES else None
-    if problem:
-        fh.close()
-        raise ValueError(problem)
-    return fh
-
-
-def archive_digest(archive: Path) -> str:
-    """SHA-256 of an archive file (regular files only, at most `ARCHIVE_FILE_MAX_BYTES`)."""
-    with _open_archive(archive) as fh:
-        digest = hashlib.sha256()
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | None = None,
                  memory_path: Path | None = None) -> None:
     """Extract an archive's valid run folders into `runs_dir` (new ones only); record rejections.
 
-    With `memory` (from `read_intake`) an archive whose SHA-256 is known is not extracted again:
+    With `memory` (from `archives.read_intake`) an archive whose SHA-256 is known is not extracted again:
     its remembered rejections are listed again. Each new outcome is remembered (written to
     `memory_path` atomically) unless it failed for a passing reason (disk full, permissions).
     """
@@ -277,9 +192,9 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
         study.rejected.append({"run_id": run_id, "source": archive.name, "reason": reason})
 
     try:
-        digest = archive_digest(archive)
+        digest = archives.archive_digest(archive)
     except (OSError, ValueError) as exc:
-        return reject(archive.name, f"archive not accepted: {_why(exc)}")
+        return reject(archive.name, f"archive not accepted: {why(exc)}")
     known = (memory or {}).get("archives", {}).get(digest)
     if known is not None:
         for r in known["rejected"]:
@@ -301,10 +216,10 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject) -> bo
     runs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".intake-", dir=runs_dir) as tmp:
         try:
-            extract_safely(archive, Path(tmp))
-        except ARCHIVE_ERRORS as exc:
-            transient = isinstance(exc, OSError) and exc.errno in TRANSIENT
-            reject(archive.name, f"archive not accepted: {_why(exc)}" +
+            archives.extract_safely(archive, Path(tmp))
+        except archives.ARCHIVE_ERRORS as exc:
+            transient = isinstance(exc, OSError) and exc.errno in archives.TRANSIENT
+            reject(archive.name, f"archive not accepted: {why(exc)}" +
                    (" (not remembered: it is examined again next time)" if transient else ""))
             return transient
         folders = sorted(p for p in Path(tmp).iterdir() if p.is_dir())
@@ -331,109 +246,6 @@ def _same_results(target: Path, folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return mine == paths.results_file(folder).read_bytes()
-
-
-def safe_member(name: str) -> PurePosixPath:
-    """An archive member name as a relative path; raises on absolute paths and `..`."""
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in name or "\0" in name:
-        raise ValueError(f"unsafe member path {name[:200]!r}")
-    return path
-
-
-class _Budget:
-    """Bytes and members left for one archive; raises ValueError the moment either runs out."""
-
-    def __init__(self, max_bytes: int, max_members: int, what: str = "bytes uncompressed"):
-        self.max_bytes, self.max_members, self.what, self.bytes, self.members = max_bytes, max_members, what, 0, 0
-
-    def member(self) -> None:
-        self.members += 1
-        if self.members > self.max_members:
-            raise ValueError(f"more than {self.max_members:,} members")
-
-    def spend(self, n: int) -> None:
-        self.bytes += n
-        if self.bytes > self.max_bytes:
-            raise ValueError(f"more than {self.max_bytes:,} {self.what}")
-
-
-class _CountingReader:
-    """A decompressed stream that charges every byte read (headers included) to a budget."""
-
-    def __init__(self, raw, budget: _Budget):
-        self.raw, self.budget = raw, budget
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size if size is not None and size >= 0 else 1 << 20)
-        self.budget.spend(len(data))
-        return data
-
-
-def extract_safely(archive: Path, dest: Path, max_bytes: int | None = None,
-                   max_members: int | None = None) -> None:
-    """Extract regular files and folders only: no links or devices, no path traversal, size and count capped.
-
-    Bytes are counted as each member is written, and extraction stops at the cap (`max_bytes`,
-    default `ARCHIVE_MAX_BYTES`) or at `max_members` (default `ARCHIVE_MAX_MEMBERS`) members,
-    with what was written left in `dest` for the caller to delete.
-    """
-    budget = _Budget(ARCHIVE_MAX_BYTES if max_bytes is None else max_bytes,
-                     ARCHIVE_MAX_MEMBERS if max_members is None else max_members)
-    if archive.name.endswith(".zip"):
-        with _open_archive(archive) as fh:
-            _check_zip_directory(fh, budget.max_members)
-            with zipfile.ZipFile(fh) as zf:
-                for info in zf.infolist():
-                    budget.member()
-                    if stat.S_ISLNK(info.external_attr >> 16):
-                        raise ValueError(f"{info.filename[:200]}: links are not accepted")
-                    if info.file_size > budget.max_bytes - budget.bytes:
-                        raise ValueError(f"more than {budget.max_bytes:,} bytes uncompressed")
-                    _write_member(dest, safe_member(info.filename), None if info.is_dir() else zf.open(info), budget)
-        return
-    # the whole decompressed stream is charged too: tar headers (pax, long names) are read into memory
-    stream_budget = _Budget(budget.max_bytes + 4096 * (budget.max_members + 3), budget.max_members,
-                            "bytes uncompressed, tar headers included")
-    with _open_archive(archive) as fh, gzip.GzipFile(fileobj=fh, mode="rb") as gz, \
-            tarfile.open(fileobj=_CountingReader(gz, stream_budget), mode="r|") as tar:
-        for member in tar:
-            budget.member()
-            if not (member.isfile() or member.isdir()):
-                raise ValueError(f"{member.name[:200]}: only regular files and folders are accepted")
-            if member.size > budget.max_bytes - budget.bytes:
-                raise ValueError(f"more than {budget.max_bytes:,} bytes uncompressed")
-            _write_member(dest, safe_member(member.name), tar.extractfile(member) if member.isfile() else None,
-                          budget)
-
-
-def _check_zip_directory(fh, max_members: int) -> None:
-    """Refuse a zip whose end record announces more than `max_members` entries or a central directory
-    too large for them, before `zipfile` reads that directory into memory."""
-    fh.seek(0, os.SEEK_END)
-    size = fh.tell()
-    fh.seek(max(0, size - (1 << 16) - 22))
-    tail = fh.read()
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < 22:
-        raise ValueError("not a zip file (no end of central directory record)")
-    entries, directory_size = struct.unpack("<xxxxxxxxxxHI", tail[at:at + 16])
-    if entries > max_members or directory_size > max_members * 512:
-        raise ValueError(f"more than {max_members:,} members")
-    fh.seek(0)
-
-
-def _write_member(dest: Path, rel: PurePosixPath, source, budget: _Budget) -> None:
-    """Create a folder, or copy a member's bytes into a new file, charging each chunk before it is written."""
-    out = dest.joinpath(*rel.parts)
-    if source is None:
-        out.mkdir(parents=True, exist_ok=True)
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with source, open(out, "wb") as fh:
-        while chunk := source.read(1 << 16):
-            budget.spend(len(chunk))
-            fh.write(chunk)
 
 
 def first_difference(rows_a: list[dict], rows_b: list[dict]) -> str | None:
