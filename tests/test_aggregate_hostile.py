@@ -442,3 +442,22 @@ def test_fuzz_a_damaged_archive_memory_is_an_intake_error_or_is_used(tmp_path, d
     except archives.IntakeError as exc:
         assert str(exc).startswith(f"{root / archives.INTAKE_FILE}: the memory of archives already examined is "
                                    "damaged (")
+
+
+@pytest.mark.parametrize("backend", ["llamacpp", "hf"])
+@pytest.mark.parametrize("chat", ["auto", True, False])
+def test_the_settings_every_valid_params_file_records_pass_the_run_schema(tmp_path, backend, chat):
+    """The stricter run schema must not reject an honest run: the settings the evaluate stage records
+    for each backend and each allowed apply_chat_template (the default is "auto") are taken in."""
+    from slmlib import params
+    from slmlib.evaluate import loop
+
+    p = params.validate({"backend": backend, "apply_chat_template": chat})
+    card = {"model_id": "m", "quantization": "F16", "weights": {"kind": "gguf"}, "adapter": None}
+    run = good_run()
+    run["settings"] = loop.settings_of(p, card)
+    for task in run["tasks"].values():
+        task["settings"] = run["settings"]
+    write_run(tmp_path / "runs", run, {"boolq": BOOLQ})
+    study = reconcile.load_study(tmp_path / "runs", inbox=tmp_path)
+    assert study.rejected == [] and [r["run_id"] for r in study.runs] == ["m__1"]

@@ -22,6 +22,7 @@ SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 NUMBER = {"type": "number"}
 STRING = {"type": "string"}
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
+CHAT_TEMPLATE = {"anyOf": [{"type": ["boolean", "null"]}, {"const": "auto"}]}  # params' apply_chat_template
 INTERVAL = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
 EXTRA_METRICS = {"type": "object", "additionalProperties": {"anyOf": [NUMBER, {"type": "null"}]}}  # metric -> value
 
@@ -64,7 +65,7 @@ def run_schema() -> dict:
     schema = obj({"schema_version": {"const": RUN_SCHEMA_VERSION}, "run_id": ID, "model_id": ID,
                   "model_card": card, "suite": STRING, "limit": limit, "limit_generative": limit,
                   "seed": {"type": "integer"},
-                  "settings": obj({}, {"backend": text, "dtype": text, "apply_chat_template": nullable({"type": "boolean"})}),
+                  "settings": obj({}, {"backend": text, "dtype": text, "apply_chat_template": CHAT_TEMPLATE}),
                   "tasks": {**mapping(run_task_schema()), "minProperties": 1},
                   "provenance": obj({"data_packs": mapping(obj({"version": STRING, "sha256": STRING}))})},
                  {"edge": nullable({"type": "object"}), "energy": nullable(energy)})
