@@ -122,9 +122,9 @@ def test_each_task_runs_on_the_cores_idle_when_it_starts(monkeypatch, tmp_path):
     assert report.ok, report.errors
     chosen = iter([1, 1, 2, 1])  # at load, before task 1, before task 2, before the edge figures
     monkeypatch.setattr(loop, "llamacpp_threads", lambda: next(chosen))
-    p = params.validate({"tasks": ["arc_easy", "boolq"], "limit": 2, "run_id": "threads"})
+    p = params.validate({"tasks": ["winogrande", "boolq"], "limit": 2, "run_id": "threads"})
     results = loop.evaluate_run(p, card, tmp_path / "threads", progress=False)
-    assert [results["tasks"][t]["threads"] for t in ("arc_easy", "boolq")] == [1, 2]
+    assert [results["tasks"][t]["threads"] for t in ("winogrande", "boolq")] == [1, 2]
     assert results["edge"]["threads"] == 1 and next(chosen, None) is None
 
 
