@@ -257,3 +257,15 @@ def test_leaderboard_frame_columns():
                                    "aggregate_ci", *PILLARS, "badges", "disputed"]
     assert frame["model"].tolist() == ["A", "B"] and frame["rank"].tolist() == [1, 2]
     assert frame.loc[0, "badges"] == "SLM-Optimized" and frame["math"].isna().tolist() == [True, False]
+
+
+def test_a_batched_run_is_its_own_entry_and_unbatched_runs_keep_their_ids():
+    from slmlib.aggregate import registry
+
+    plain = make_run("m__1", "m", {"boolq": 0.5})
+    batched = make_run("m__2", "m", {"boolq": 0.5})
+    batched["settings"] = {**batched["settings"], "decode_batch": 8}
+    assert registry.entry_id(plain) != registry.entry_id(batched)
+    # the key of a run decoded one at a time has no extra element: earlier registries' entry ids stand
+    assert registry.group_key(plain) == registry.group_key(batched)[:-1]
+    assert len(registry.group_key(plain)) == 5 + len(registry.SCORE_SETTINGS)

@@ -150,6 +150,12 @@ def test_batched_greedy_decoding_gives_single_sequence_continuations(f32):
         llamacpp.LlamaCppLM(weights.path, tok, max_length=2048, decode_batch=32)
 
 
+def test_a_decode_batch_over_1_is_part_of_the_settings_and_1_keeps_them_as_before():
+    card = {"model_id": "m", "quantization": "F16", "weights": {"kind": "gguf"}, "adapter": None}
+    one, eight = (loop.settings_of(params.validate({"decode_batch": b}), card) for b in (1, 8))
+    assert "decode_batch" not in one and eight == {**one, "decode_batch": 8}
+
+
 @pytest.mark.parametrize("backend, kind, adapter, expected", [
     ("auto", "gguf", False, "llamacpp"), ("auto", "hf_dir", False, "hf"), ("auto", "gguf", True, "hf"),
     ("hf", "gguf", False, "hf"), ("llamacpp", "gguf", False, "llamacpp")])

@@ -37,11 +37,13 @@ def group_key(run: dict) -> tuple:
     """Runs with the same key are repeats of one entry: weights digest, suite, limits, seed, settings.
 
     Batch size is left out on purpose: it should not change results; if it does, the spread
-    (DISPUTED) shows it.
+    (DISPUTED) shows it. llama.cpp's decode batch can change greedy text, so a batched run (> 1) is
+    its own entry; runs decoded one at a time keep the key they always had.
     """
     settings = run.get("settings") or {}
+    batched = (("decode_batch", settings["decode_batch"]),) if settings.get("decode_batch") else ()  # only > 1
     return (model_digest(run["model_card"]), run["suite"], run.get("limit"),
-            run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS))
+            run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS), *batched)
 
 
 def entry_id(run: dict) -> str:

@@ -21,11 +21,12 @@ from lm_eval.models.utils import (_add_special_kwargs, handle_stop_sequences, ha
                                   normalize_gen_kwargs, postprocess_generated_text)
 from tqdm import tqdm
 
+from ..params import MAX_DECODE_BATCH
 from . import llamalog
 from .prefixes import common_prefix, prefix_groups
 
 N_BATCH = 512  # tokens per llama_decode call
-N_SEQ = 32  # sequences in the KV cache: the shared context (0) and up to 31 continuations at once
+N_SEQ = MAX_DECODE_BATCH + 1  # sequences in the KV cache: the shared context (0) and up to 31 others at once
 MAX_GEN_TOKS = 256  # lm-eval's hf default
 
 

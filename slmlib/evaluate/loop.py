@@ -37,7 +37,8 @@ def settings_of(p, card: dict) -> dict:
     if backend == "hf":
         return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, "shared_prefixes": True, **common}
     return {"backend": "llamacpp", "format": card.get("quantization"),
-            "llama_cpp_python": backends.library_version(), **common}
+            "llama_cpp_python": backends.library_version(), **common,
+            **({"decode_batch": p.decode_batch} if p.decode_batch > 1 else {})}  # 1: as every earlier run
 
 
 def llamacpp_threads() -> int:
@@ -137,7 +138,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             records[name] = record
             print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
                   f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s"
-                  + (f" ({lm.threads} threads)" if llama else ""), flush=True)
+                  + (f" ({lm.threads} thread{'s' * (lm.threads != 1)})" if llama else ""), flush=True)
         if llama:
             lm.set_threads(llamacpp_threads())
         print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
@@ -174,7 +175,7 @@ def load_backend(backend: str, p, card: dict, weights: wts.Weights):
         tokenizer = wts.load_tokenizer(weights)
         start = time.perf_counter()
         lm = backends.LlamaCppLM(weights.path, tokenizer, max_length=card["context_length"],
-                                 threads=llamacpp_threads())
+                                 threads=llamacpp_threads(), decode_batch=p.decode_batch)
         print(f"[evaluate] llama.cpp {backends.library_version()}: {Path(weights.path).name} "
               f"({card.get('quantization')}), {lm.threads} threads", flush=True)
         return lm, tokenizer, time.perf_counter() - start, edge.llamacpp_generator(lm)
