@@ -154,6 +154,9 @@ def test_a_decode_batch_over_1_is_part_of_the_settings_and_1_keeps_them_as_befor
     card = {"model_id": "m", "quantization": "F16", "weights": {"kind": "gguf"}, "adapter": None}
     one, eight = (loop.settings_of(params.validate({"decode_batch": b}), card) for b in (1, 8))
     assert "decode_batch" not in one and eight == {**one, "decode_batch": 8}
+    hf = {**card, "weights": {"kind": "hf_dir"}}
+    with pytest.raises(ValueError, match="decode_batch: 8 applies to the llama.cpp backend"):
+        loop.settings_of(params.validate({"decode_batch": 8}), hf)
 
 
 @pytest.mark.parametrize("backend, kind, adapter, expected", [

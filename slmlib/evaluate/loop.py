@@ -35,6 +35,9 @@ def settings_of(p, card: dict) -> dict:
     backend = backend_of(p, card)
     common = {"apply_chat_template": p.apply_chat_template, "seed": p.seed}
     if backend == "hf":
+        if p.decode_batch > 1:
+            raise ValueError(f"decode_batch: {p.decode_batch} applies to the llama.cpp backend, but {card['model_id']} "
+                             "is evaluated by transformers (backend hf); leave decode_batch 1")
         return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, "shared_prefixes": True, **common}
     return {"backend": "llamacpp", "format": card.get("quantization"),
             "llama_cpp_python": backends.library_version(), **common,
