@@ -73,6 +73,13 @@ def read_jsonl(path: Path) -> list[dict]:
 
 # --- bounded reading of files that may be hostile (run folders, archives' contents, state files) ----------
 
+def error_line(exc: BaseException) -> str:
+    """An exception as one line without the machine's paths (an OSError: its strerror), for messages."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 def read_bytes_bounded(path: Path, max_bytes: int, follow_symlinks: bool = True) -> bytes:
     """A regular file's bytes; raises ValueError for a FIFO, device or folder, a file over `max_bytes`,
     or (with `follow_symlinks=False`) a symbolic link. Never blocks on a FIFO, never reads past the cap."""

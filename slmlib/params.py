@@ -7,7 +7,6 @@ it). Unknown keys and wrong types fail here, before anything expensive runs.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import reprlib
 import time
@@ -235,25 +234,13 @@ def _check_values(p: StudyParams) -> list[str]:
 
 
 def _check_pillar_weights(weights: dict) -> list[str]:
-    """Keys are pillars, values finite numbers >= 0, not all zero ({} = the published weights)."""
+    """`aggregate.weight_problems` ({} = the published weights), imported lazily: the spine imports no
+    stage at module top."""
     if not weights:
         return []
-    from .benchmarks import PILLARS  # lazily: the spine imports no stage at module top
+    from .aggregate import weight_problems
 
-    out = []
-    unknown = [k for k in weights if k not in PILLARS]
-    if unknown:
-        out.append(f"pillar_weights: unknown pillar(s) {', '.join(shorten(k, 30) for k in unknown[:5])}; "
-                   f"pillars are {', '.join(PILLARS)}")
-    bad = [k for k, w in weights.items()
-           if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
-    if bad:
-        out.append(f"pillar_weights: {', '.join(shorten(k, 30) for k in bad[:5])} must be a finite number >= 0, "
-                   f"got {', '.join(shorten(weights[k], 30) for k in bad[:5])}")
-    elif all(w == 0 for w in weights.values()):
-        out.append("pillar_weights: every weight is 0; give at least one pillar a positive weight, "
-                   "or {} for the published weights")
-    return out
+    return [f"pillar_weights: {problem}" for problem in weight_problems(weights)]
 
 
 def check_study(p: StudyParams) -> list[str]:

@@ -11,7 +11,7 @@ from .quantization_compare import METHOD as QUANTIZATION_METHOD, model_key
 from .reconcile import load_study
 from .registry import DISPUTE_POINTS, build_registry, write_registry
 from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
-                      check_weights, normalize, pillar_scores)
+                      check_weights, normalize, pillar_scores, weight_problems)
 from .tables import (attention_frame, fmt_interval, intervals_frame, leaderboard_frame, quantization_frame,
                      significance_matrix)
 
@@ -20,6 +20,6 @@ __all__ = [  # what the notebook calls
     "intervals_frame", "significance_matrix", "quantization_frame", "attention_frame", "write_registry",
 ] + [  # for the runner, the command line and the other stages
     "BADGES", "DISPUTE_POINTS", "NORMALIZATION", "QUANTIZATION_METHOD", "RENORMALIZATION",
-    "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores",
+    "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores", "weight_problems",
     "uncertainty",
 ]

@@ -46,7 +46,7 @@ def read_intake(path: Path) -> dict:
         memory = artifacts.read_json_bounded(path, 64 << 20, 8)
         problem = _intake_problem(memory)
     except (OSError, ValueError) as exc:
-        problem = why(exc)
+        problem = artifacts.error_line(exc)
     if problem:
         raise IntakeError(f"{path}: the memory of archives already examined is damaged ({problem}); restore it, or "
                           f"delete it to have the next aggregate examine every archive in {path.parent} again")
@@ -192,10 +192,3 @@ def _write_member(dest: Path, rel: PurePosixPath, source, budget: _Budget) -> No
         while chunk := source.read(1 << 16):
             budget.spend(len(chunk))
             fh.write(chunk)
-
-
-def why(exc: BaseException) -> str:
-    """An exception as one line without the machine's paths (OSError: its strerror)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return " ".join(str(exc).split())[:300] or type(exc).__name__

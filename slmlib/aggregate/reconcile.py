@@ -22,7 +22,6 @@ from pathlib import Path
 
 from .. import artifacts, datapacks, paths
 from . import archives, schemas
-from .archives import why
 from ..benchmarks import all_benchmarks
 
 RESULTS_MAX_BYTES = 32 << 20  # a results.json
@@ -87,7 +86,7 @@ def read_run(folder: Path) -> tuple[dict | None, dict[str, list[dict]], str | No
     try:
         run = artifacts.read_json_bounded(path, RESULTS_MAX_BYTES, MAX_DEPTH, follow_symlinks=False)
     except (OSError, ValueError) as exc:
-        return None, {}, f"unreadable results.json: {why(exc)}"
+        return None, {}, f"unreadable results.json: {artifacts.error_line(exc)}"
     reason = check_run(run, folder.name)
     if reason:
         return None, {}, reason
@@ -99,7 +98,7 @@ def read_run(folder: Path) -> tuple[dict | None, dict[str, list[dict]], str | No
         try:
             rows[name] = artifacts.read_jsonl_bounded(f, SAMPLES_MAX_BYTES, MAX_DEPTH, follow_symlinks=False)
         except (OSError, ValueError) as exc:
-            return None, {}, f"unreadable samples/{f.name}: {why(exc)}"
+            return None, {}, f"unreadable samples/{f.name}: {artifacts.error_line(exc)}"
     for name, task_rows in rows.items():
         reason = check_samples(run["tasks"][name], task_rows)
         if reason:
@@ -194,7 +193,7 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
     try:
         digest = archives.archive_digest(archive)
     except (OSError, ValueError) as exc:
-        return reject(archive.name, f"archive not accepted: {why(exc)}")
+        return reject(archive.name, f"archive not accepted: {artifacts.error_line(exc)}")
     known = (memory or {}).get("archives", {}).get(digest)
     if known is not None:
         for r in known["rejected"]:
@@ -219,7 +218,7 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject) -> bo
             archives.extract_safely(archive, Path(tmp))
         except archives.ARCHIVE_ERRORS as exc:
             transient = isinstance(exc, OSError) and exc.errno in archives.TRANSIENT
-            reject(archive.name, f"archive not accepted: {why(exc)}" +
+            reject(archive.name, f"archive not accepted: {artifacts.error_line(exc)}" +
                    (" (not remembered: it is examined again next time)" if transient else ""))
             return transient
         folders = sorted(p for p in Path(tmp).iterdir() if p.is_dir())

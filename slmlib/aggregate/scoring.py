@@ -118,14 +118,31 @@ def aggregate_score(pillars: Mapping[str, float], weights: Mapping[str, float] =
     return sum(weights.get(p, 0.0) * v for p, v in pillars.items()) / total
 
 
-def check_weights(weights: Mapping[str, float]) -> Mapping[str, float]:
-    """Return `weights` if every key is a pillar and every value a finite number >= 0."""
-    unknown = sorted(set(weights) - set(PILLARS))
+def weight_problems(weights: Mapping) -> list[str]:
+    """What is wrong with pillar weights: keys that are not pillars, values that are not finite numbers
+    >= 0, or every weight 0 ([] when they are usable). The one statement of the rule: params checks
+    `pillar_weights` with it too."""
+    from ..params import shorten
+
+    out = []
+    unknown = [k for k in weights if k not in PILLARS]
     if unknown:
-        raise ValueError(f"weights: unknown pillar(s) {unknown}; pillars are {PILLARS}")
-    for pillar, w in weights.items():
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"weights: {pillar} must be a finite number >= 0, got {w!r}")
+        out.append(f"unknown pillar(s) {', '.join(shorten(k, 30) for k in unknown[:5])}; pillars are {', '.join(PILLARS)}")
+    bad = [k for k, w in weights.items()
+           if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
+    if bad:
+        out.append(f"{', '.join(shorten(k, 30) for k in bad[:5])} must be a finite number >= 0, "
+                   f"got {', '.join(shorten(weights[k], 30) for k in bad[:5])}")
+    elif weights and all(w == 0 for w in weights.values()):
+        out.append("every weight is 0; give at least one pillar a positive weight, or {} for the published weights")
+    return out
+
+
+def check_weights(weights: Mapping[str, float]) -> Mapping[str, float]:
+    """Return `weights` if they are usable (`weight_problems`), else raise ValueError saying why."""
+    problems = weight_problems(weights)
+    if problems:
+        raise ValueError("pillar_weights: " + "; ".join(problems))
     return weights
 
 

@@ -68,7 +68,7 @@ def load_ledger(path: Path | None = None) -> list[dict]:
     try:
         data = artifacts.read_bytes_bounded(path, LEDGER_MAX_BYTES)
     except (OSError, ValueError) as exc:
-        raise LedgerError(f"{path}: unreadable ({_why(exc)}); {fix.replace(' or correct that line', '')}") from None
+        raise LedgerError(f"{path}: unreadable ({artifacts.error_line(exc)}); {fix.replace(' or correct that line', '')}") from None
     entries = []
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
@@ -97,10 +97,6 @@ def _entry_problem(entry) -> str | None:
         if entry.get(key) is not None and not isinstance(entry[key], str):
             return f"{key}: not a string or null"
     return None
-
-
-def _why(exc: BaseException) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:300]
 
 
 def read_ledger(path: Path | None = None) -> Entries:
@@ -169,7 +165,7 @@ def load_registry_models(path: Path | None = None) -> list[dict]:
         registry = artifacts.read_json_bounded(path, REGISTRY_MAX_BYTES, MAX_DEPTH)
         problem = _registry_problem(registry)
     except (OSError, ValueError) as exc:
-        problem = _why(exc)
+        problem = artifacts.error_line(exc)
     if problem:
         raise LedgerError(f"{path}: damaged registry ({problem}); the duplicate check fails closed until it is "
                           "rebuilt: run the aggregate stage (make aggregate) or restore the file")

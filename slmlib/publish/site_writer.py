@@ -100,7 +100,7 @@ def claim_site(site: Path) -> list[str]:
         try:
             record = artifacts.read_json_bounded(marker, MARKER_MAX_BYTES, 4)
         except (OSError, ValueError) as exc:
-            record = {"error": exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)}
+            record = {"error": artifacts.error_line(exc)}
         if not (isinstance(record, dict) and record.get("kind") == MARKER_KIND and isinstance(record.get("files"), list)
                 and all(isinstance(f, str) and _safe_relative(f) for f in record["files"])):
             why = record.get("error") if isinstance(record, dict) and "error" in record else "not a site marker"
