@@ -80,5 +80,5 @@ $(MLFLOW_STAMP): pyproject.toml | $(SETUP_STAMP)
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[mlflow]'
 	@touch $@
 
-clean: ## delete outputs/ and reports/ (runs, registry, site); keeps .venv and caches
-	rm -rf outputs reports
+clean: ## delete what runs wrote to outputs/ and reports/ (runs, registry, site); keeps their READMEs, .venv and caches
+	find outputs reports -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

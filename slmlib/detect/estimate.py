@@ -9,7 +9,7 @@ throughput, measured here, for scoring and for generation each by the first meth
 - "history": seconds per task recorded by earlier runs in `outputs/runs/*/results.json`,
   their items re-tokenized with this tokenizer, as parameter-tokens per second;
 - "calibration": a float32 matrix product timed once per machine (cached), times an
-  efficiency fitted to the README's default run of SmolLM2-135M (batch 8, float32, at
+  efficiency fitted to the default run (docs/default-run.md) of SmolLM2-135M (batch 8, float32, at
   184 GFLOP/s: ~760 of this estimator's scored tokens/s, 1.1; ~48 generation-budget
   tokens/s, 0.07), at 2 FLOPs per parameter per token. Cruder: say so with the figure.
 """
