@@ -1,4 +1,4 @@
-"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report,screenshots,agree,bench}`
+"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report,screenshots,agree,bench,keys,pack}`
 (a thin layer over slmlib)."""
 
 from __future__ import annotations
@@ -76,6 +76,16 @@ def _validate_params(path: Path) -> dict:
         return {"errors": [str(exc)], "warnings": []}
 
 
+def _validate_contributors(path: Path) -> dict:
+    from . import signing
+
+    try:
+        signing.read_contributors(path)
+        return {"errors": [], "warnings": []}
+    except ValueError as exc:
+        return {"errors": [str(exc)], "warnings": []}
+
+
 def _shown(value, width: int = 80) -> str:
     """A card value as the terminal shows it: non-printable characters escaped (a NUL, a right-to-left
     override), cut to `width` characters (a 60,000-character name)."""
@@ -109,8 +119,10 @@ def cmd_validate(args) -> int:
     reports = []
     for name in args.files:
         path = Path(name)
-        kind = "submission" if _is_submission(path) else "params"
-        result = _validate_submission(path, not args.no_estimate) if kind == "submission" else _validate_params(path)
+        kind = "submission" if _is_submission(path) else "contributors" if path.name == "contributors.yaml" \
+            else "params"
+        result = _validate_submission(path, not args.no_estimate) if kind == "submission" \
+            else _validate_contributors(path) if kind == "contributors" else _validate_params(path)
         reports.append({"file": str(path), "kind": kind, "valid": not result["errors"], **result})
     if args.json:
         print(json.dumps(reports, indent=2, default=str))
@@ -190,6 +202,27 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_keys(args) -> int:
+    """A new Ed25519 key pair for signing runs (the private key outside the repository, mode 0600)."""
+    from . import signing
+
+    path, public = signing.new_key(Path(args.out) if args.out else signing.DEFAULT_KEY)
+    print(f"private key: {path} (mode 0600; keep it, never commit it)\npublic key:  {public}\n"
+          f"Ask a maintainer to add your public key to params/contributors.yaml, then send runs with "
+          f"`python -m slmlib pack RUN_ID --sign {path}`.")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    """An archive of a finished run folder to send to another study, signed with --sign."""
+    from . import signing
+
+    out = Path(args.out) if args.out else Path(f"{args.run_id}.tar.gz")
+    path = signing.pack_run(args.run_id, out, Path(args.sign) if args.sign else None)
+    print(f"wrote {path} ({'signed' if args.sign else 'unsigned: a study with require_signatures refuses it'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser: one subcommand per `cmd_*` function."""
     parser = argparse.ArgumentParser(prog="python -m slmlib", description=__doc__)
@@ -236,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20; the whole bench ~22 min on 2 quiet cores)")
     bench_.add_argument("--rounds", type=int, help="paired rounds of greedy decoding (default 5)")
     bench_.set_defaults(func=cmd_bench)
+    keys = sub.add_parser("keys", help="make a key pair for signing runs you send (keys new)")
+    keys.add_argument("action", choices=["new"])
+    keys.add_argument("--out", help="private key path (default ~/.config/slm-study/signing.key; the public key "
+                      "goes beside it as .pub)")
+    keys.set_defaults(func=cmd_keys)
+    pack = sub.add_parser("pack", help="write a run folder as an archive for another study, optionally signed")
+    pack.add_argument("run_id", help="a finished run under outputs/runs/")
+    pack.add_argument("--sign", metavar="KEY", help="private key from `keys new`: adds signature.json")
+    pack.add_argument("--out", help="archive path (default ./RUN_ID.tar.gz)")
+    pack.set_defaults(func=cmd_pack)
     return parser
 
 

@@ -115,7 +115,7 @@ def test_unsafe_invalid_and_conflicting_archives_are_rejected_and_not_extracted(
     reasons = {r["source"]: r["reason"] for r in study.rejected}
     assert set(reasons) == {"escape.tar.gz", "abs.zip", "invalid.tar.gz", "dup.tar.gz", "junk.zip", "link.tar.gz"}
     assert "unsafe member path" in reasons["escape.tar.gz"] and "unsafe member path" in reasons["abs.zip"]
-    assert "seed" in reasons["invalid.tar.gz"] and "different results.json" in reasons["dup.tar.gz"]
+    assert "seed" in reasons["invalid.tar.gz"] and "already exists with other files" in reasons["dup.tar.gz"]
     assert "only regular files" in reasons["link.tar.gz"]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["dup__1"]
     assert not (tmp_path / "evil").exists() and study.extracted == []

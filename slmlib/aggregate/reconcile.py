@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import artifacts, datapacks, paths
+from .. import artifacts, datapacks, paths, signing
 from . import archives, schemas
 from ..benchmarks import all_benchmarks
 
@@ -41,10 +41,16 @@ class Study:
     rejected: list[dict] = field(default_factory=list)  # {"run_id", "source", "reason"}
     incomplete: list[str] = field(default_factory=list)  # run folders without results.json
     extracted: list[str] = field(default_factory=list)  # run ids taken from archives on this call
+    signers: dict[str, str] = field(default_factory=dict)  # run_id -> trusted signer (signed runs only)
 
 
-def load_study(runs_dir: Path | None = None, inbox: Path | None = None) -> Study:
+def load_study(runs_dir: Path | None = None, inbox: Path | None = None,
+               trusted: dict[str, str] | None = None) -> Study:
     """Take in archives from `inbox` (default `outputs/`), then load every run under `runs_dir`.
+
+    With `trusted` (public key -> contributor, `signing.read_contributors`) signatures are required:
+    an archive's run folder is taken in only when a trusted key signed it and nothing changed since, and
+    a signed run folder is loaded only while its signature still holds; its signer is `signers[run_id]`.
 
     Raises archives.IntakeError (naming the file and the fix) when the archive memory is damaged and an
     archive is waiting: taking archives in without it would extract known bombs again.
@@ -58,11 +64,15 @@ def load_study(runs_dir: Path | None = None, inbox: Path | None = None) -> Study
         memory_path = inbox / archives.INTAKE_FILE
         memory = archives.read_intake(memory_path)
         for archive in waiting:
-            take_archive(archive, runs_dir, study, memory, memory_path)
+            take_archive(archive, runs_dir, study, memory, memory_path, trusted)
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()
                      and not p.name.startswith(".")) if runs_dir.is_dir() else []
     for folder in folders:
         run, rows, reason = read_run(folder)
+        if not reason and trusted is not None and os.path.lexists(folder / signing.SIGNATURE_FILE):
+            signer, reason = signing.check_signature(folder, trusted)
+            if signer:
+                study.signers[folder.name] = signer
         if reason == INCOMPLETE:
             study.incomplete.append(folder.name)
         elif reason:
@@ -180,12 +190,13 @@ def check_samples(task: dict, rows: list[dict]) -> str | None:
 
 
 def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | None = None,
-                 memory_path: Path | None = None) -> None:
+                 memory_path: Path | None = None, trusted: dict[str, str] | None = None) -> None:
     """Extract an archive's valid run folders into `runs_dir` (new ones only); record rejections.
 
     With `memory` (from `archives.read_intake`) an archive whose SHA-256 is known is not extracted again:
     its remembered rejections are listed again. Each new outcome is remembered (written to
-    `memory_path` atomically) unless it failed for a passing reason (disk full, permissions).
+    `memory_path` atomically) unless it failed for a passing reason (disk full, permissions) or for its
+    signature (which depends on `trusted`, the contributors file of the day).
     """
     def reject(run_id: str, reason: str) -> None:
         study.rejected.append({"run_id": run_id, "source": archive.name, "reason": reason})
@@ -200,7 +211,7 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
             reject(r["run_id"], r["reason"])
         return
     before, extracted_before = len(study.rejected), len(study.extracted)
-    transient = _take_new_archive(archive, runs_dir, study, reject)
+    transient = _take_new_archive(archive, runs_dir, study, reject, trusted)
     if memory is None or memory_path is None or transient:
         return
     runs, rejections = study.extracted[extracted_before:], study.rejected[before:]
@@ -210,8 +221,9 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
     artifacts.write_json(memory_path, memory)
 
 
-def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject) -> bool:
-    """Extract, check and move in; returns True when it failed for a passing reason (not remembered)."""
+def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trusted: dict[str, str] | None) -> bool:
+    """Extract, check and move in; returns True when the outcome is not to be remembered (a passing
+    failure, or a signature judged against today's contributors file)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".intake-", dir=runs_dir) as tmp:
         try:
@@ -225,26 +237,35 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject) -> bo
         if not folders:
             reject(archive.name, "archive holds no run folder (<run_id>/results.json)")
             return False
+        unsure = False
         for folder in folders:
             target = runs_dir / folder.name
-            _, _, reason = read_run(folder)
+            reason = signing.check_signature(folder, trusted)[1] if trusted is not None else None
+            unsure = unsure or bool(reason)
+            reason = reason or read_run(folder)[2]
             if reason:
                 reject(folder.name, reason)
             elif os.path.lexists(target):
-                if not _same_results(target, folder):
-                    reject(folder.name, f"runs/{folder.name} already exists with a different results.json")
+                if not _same_files(target, folder):
+                    reject(folder.name, f"runs/{folder.name} already exists with other files: a second archive of "
+                                        "one run id with other bytes is refused (pack a new run under its own id)")
             else:
                 shutil.move(str(folder), str(target))
                 study.extracted.append(folder.name)
-    return False
+    return unsure
 
 
-def _same_results(target: Path, folder: Path) -> bool:
+def _same_files(target: Path, folder: Path) -> bool:
+    """Whether two run folders hold the same files with the same bytes, signature included."""
+    def fingerprint(run: Path) -> tuple[dict, str | None]:
+        sig = run / signing.SIGNATURE_FILE
+        signed = artifacts.read_bytes_bounded(sig, signing.SIGNATURE_MAX_BYTES, follow_symlinks=False) \
+            if os.path.lexists(sig) else None
+        return signing.run_manifest(run)["files"], signed
     try:
-        mine = artifacts.read_bytes_bounded(paths.results_file(target), RESULTS_MAX_BYTES, follow_symlinks=False)
+        return fingerprint(target) == fingerprint(folder)
     except (OSError, ValueError):
         return False
-    return mine == paths.results_file(folder).read_bytes()
 
 
 def first_difference(rows_a: list[dict], rows_b: list[dict]) -> str | None:
