@@ -22,7 +22,7 @@ def good_run(run_id: str = "m__1", **kw) -> dict:
 
 
 def load(tmp_path: Path) -> reconcile.Study:
-    return reconcile.load_study(tmp_path / "runs", inbox=tmp_path)
+    return reconcile.load_study(tmp_path / "runs", inbox=tmp_path, rescore_archives=False)  # synthetic logs (see test_aggregate_rescore)
 
 
 def test_data_sha256_other_than_the_pinned_digest_is_rejected_naming_both(tmp_path):

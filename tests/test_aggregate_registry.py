@@ -107,7 +107,7 @@ def test_entry_shape_pillars_aggregate_and_badges():
     run = make_run("m__1", "m", {"arc_challenge": 0.5, "hellaswag": 0.75, "gsm8k_cot": 0.2},
                    baselines={"arc_challenge": 0.25, "hellaswag": 0.5})
     registry = build_registry([run])
-    assert registry["schema_version"] == 3
+    assert registry["schema_version"] == 4
     entry = registry["models"][0]
     assert entry["pillars"] == {"reasoning": round((100 / 3 + 50) / 2, 4), "math": 20.0}
     assert entry["aggregate"] == round((0.35 * (100 / 3 + 50) / 2 + 0.15 * 20) / 0.5, 4)
@@ -223,8 +223,11 @@ def test_rebuild_gives_identical_bytes(tmp_path):
     assert build_from(runs_dir, path) == first
     data = json.loads(first)
     assert first.decode() == artifacts.dumps(data)  # sorted keys, canonical form
-    assert [(e["model_id"], e["rank"]) for e in data["models"]] == [("z", 1), ("s", 2), ("m", 3)]
-    z, s, m = data["models"]
+    # three task sets: three tracks, each entry ranked first in its own, none compared with another
+    assert [(e["model_id"], e["rank"]) for e in data["models"]] == [("m", 1), ("s", 1), ("z", 1)]
+    m, s, z = data["models"]
+    assert len({m["track"], s["track"], z["track"]}) == 3 and data["comparisons"] == []
+    assert [t["entries"] for t in data["tracks"]] == [0, 1, 1, 1] and data["tracks"][0]["default"]
     assert z["pillars"] == {"math": 33.3333, "safety": 60.0}  # rounded to 4 decimals
     assert z["aggregate"] == round((0.15 * 100 / 3 + 0.20 * 60) / 0.35, 4) and z["size_bucket"] == "large"
     assert m["pillars"] == {"reasoning": 8.0, "coding": 10.0, "language": 40.0}
@@ -234,7 +237,7 @@ def test_rebuild_gives_identical_bytes(tmp_path):
     assert s["aggregate"] == 35.0 and lo < 35.0 < hi
     assert s["tasks"]["boolq"]["ci"][0] < 20.0 < s["tasks"]["boolq"]["ci"][1]
     assert data["bootstrap"]["resamples"] == 1000 and data["bootstrap"]["seed"] == 1234
-    assert len(data["comparisons"]) == 3 and [r["run_id"] for r in data["rejected"]] == ["bad__1"]
+    assert [r["run_id"] for r in data["rejected"]] == ["bad__1"]
 
 
 def test_write_registry_validates_against_its_schema(tmp_path):
@@ -251,12 +254,18 @@ def test_published_schema_files_are_current():
 
 
 def test_leaderboard_frame_columns():
-    runs = [make_run("a__1", "a", {"boolq": 0.7}), make_run("b__1", "b", {"boolq": 0.6, "gsm8k_cot": 0.2})]
-    frame = leaderboard_frame(build_registry(runs))
+    runs = [make_run("a__1", "a", {"boolq": 0.7, "gsm8k_cot": 0.2}), make_run("b__1", "b", {"boolq": 0.6, "gsm8k_cot": 0.2}),
+            make_run("c__1", "c", {"boolq": 0.9})]  # another task set: another track
+    registry = build_registry(runs)
+    frame = leaderboard_frame(registry)  # the first track with entries
     assert list(frame.columns) == ["rank", "band", "model", "parameters", "quantization", "aggregate",
                                    "aggregate_ci", *PILLARS, "badges", "disputed"]
     assert frame["model"].tolist() == ["A", "B"] and frame["rank"].tolist() == [1, 2]
-    assert frame.loc[0, "badges"] == "SLM-Optimized" and frame["math"].isna().tolist() == [True, False]
+    assert frame.loc[0, "badges"] == "SLM-Optimized" and frame["safety"].isna().all()
+    (other,) = [t for t in registry["tracks"] if t["entries"] == 1]
+    assert leaderboard_frame(registry, other["id"])[["model", "rank"]].values.tolist() == [["C", 1]]
+    with pytest.raises(ValueError, match="track: no track 'nope' in the registry"):
+        leaderboard_frame(registry, "nope")
 
 
 def test_a_batched_run_is_its_own_entry_and_unbatched_runs_keep_their_ids():

@@ -141,8 +141,8 @@ def test_safety_preferred_fires_from_the_bootstrap_interval():
 
 def test_models_on_different_items_are_not_paired():
     a = scored("a__1", {"boolq": [1.0] * 36 + [0.0] * 4})
-    b_run, _ = scored("b__1", {"boolq": [1.0] * 8 + [0.0] * 32}, seed=7)
-    b_run["tasks"]["boolq"]["item_ids"] = [f"x{i}" for i in range(40)]  # other items
+    b_run, _ = scored("b__1", {"boolq": [1.0] * 8 + [0.0] * 32})
+    b_run["tasks"]["boolq"]["item_ids"] = [f"x{i}" for i in range(40)]  # other items (same track: another pack)
     b = (b_run, {"boolq": sample_rows(b_run["tasks"]["boolq"], [1.0] * 8 + [0.0] * 32)})
     (c,) = registry_of(a, b)["comparisons"]
     assert c["paired"] is False and c["p_value"] is None and c["significant"] is True  # CIs far apart

@@ -299,9 +299,13 @@ def test_pillar_bars_have_error_bars_and_model_names(study):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:2] == ["Llama-3.2-1B-Instruct [BF16]", "Qwen2.5-0.5B-Instruct [BF16]"]
     assert HOSTILE_NAME + " [F32]" in legend  # real names: escaping is the page's job, not the chart's
+    models = aggregate.track_entries(registry)  # the track shown first only: charts never mix tracks
+    shown = aggregate.track_of(registry)
+    assert {e["track"] for e in models} == {shown["id"]} and len(models) < len(registry["models"])
+    assert shown["name"] in ax.get_title()
     bars = [c for c in ax.containers if hasattr(c, "errorbar")]
-    assert len(bars) == len(registry["models"]) and all(c.errorbar is not None for c in bars[:-1])
-    n_bars = sum(len(e["pillars"]) for e in registry["models"])
+    assert len(bars) == len(models) and all(c.errorbar is not None for c in bars[:-1])
+    n_bars = sum(len(e["pillars"]) for e in models)
     assert len(ax.patches) == n_bars
 
 
@@ -311,17 +315,18 @@ def test_pareto_front_and_scatter_charts(study):
     registry = study["registry"]
     ax = plots.aggregate_vs_parameters(registry).axes[0]
     frontier = next(line for line in ax.get_lines() if line.get_label().startswith("Pareto"))
-    points = [(e["parameter_count"], e["aggregate"]) for e in registry["models"]]
+    points = [(e["parameter_count"], e["aggregate"]) for e in aggregate.track_entries(registry)]
     xs = [points[i][0] for i in plots.pareto_front(points)]
     assert list(frontier.get_xdata()) == xs and ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert labels[0] == "68M" and "1235M" in labels and len(labels) == len(set(labels))  # the models' sizes
+    assert labels[0] == "90M" and "1235M" in labels and len(labels) == len(set(labels))  # the models' sizes
     assert plots.size_ticks([{"parameter_count": 100, "parameters": "a"}, {"parameter_count": 110, "parameters": "b"},
                              {"parameter_count": 200, "parameters": "c"}]) == [(100, "a"), (200, "c")]
     energy = plots.aggregate_vs_energy(registry).axes[0]
-    assert len(energy.get_legend().get_texts()) == sum(1 for e in registry["models"] if e["energy"])
+    models = aggregate.track_entries(registry)
+    assert len(energy.get_legend().get_texts()) == sum(1 for e in models if e["energy"])
     co2 = plots.co2_per_model(registry).axes[0]
-    assert len(co2.patches) == sum(1 for e in registry["models"] if e["energy"])
+    assert len(co2.patches) == sum(1 for e in models if e["energy"])
     assert {t.get_text() for t in co2.get_yticklabels()} >= {"Llama-3.2-1B-Instruct [BF16]"}
 
 
@@ -334,21 +339,6 @@ def test_chart_svgs_are_written_and_stable(study):
 
 def test_site_study_uses_every_pillar():
     assert {all_benchmarks()[t].pillar for t in TASKS} == set(PILLARS)
-
-
-def test_reports_index_lists_reports_by_run_and_stage(tmp_path):
-    from slmlib.publish import render_reports_index
-
-    for run in ("run-a", "run-b"):
-        for stem in ("01_detect", "02_evaluate"):
-            for suffix in (".html", ".no-code.html"):
-                artifacts.write_text_atomic(tmp_path / run / f"{stem}{suffix}", "<html></html>")
-    (tmp_path / "site").mkdir()
-    page = render_reports_index(tmp_path)
-    assert page.count('rowspan="2"') == 2 and ">run-a</th>" in page and ">site</th>" not in page
-    assert '<td>02 evaluate</td><td><a href="run-b/02_evaluate.no-code.html">without code</a></td>' in page
-    assert 'href="run-a/01_detect.html">with code</a>' in page and 'href="site/index.html"' in page
-    assert "No executed notebooks yet" in render_reports_index(tmp_path / "missing")
 
 
 def test_screenshots_command_needs_a_built_site(tmp_path, capsys):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import artifacts, datapacks, paths, signing
-from . import archives, schemas
+from . import archives, rescore, schemas
 from ..benchmarks import all_benchmarks
 
 RESULTS_MAX_BYTES = 32 << 20  # a results.json
@@ -45,12 +45,14 @@ class Study:
 
 
 def load_study(runs_dir: Path | None = None, inbox: Path | None = None,
-               trusted: dict[str, str] | None = None) -> Study:
+               trusted: dict[str, str] | None = None, rescore_archives: bool = True) -> Study:
     """Take in archives from `inbox` (default `outputs/`), then load every run under `runs_dir`.
 
     With `trusted` (public key -> contributor, `signing.read_contributors`) signatures are required:
     an archive's run folder is taken in only when a trusted key signed it and nothing changed since, and
     a signed run folder is loaded only while its signature still holds; its signer is `signers[run_id]`.
+    An archive's run is taken in only when its per-item log re-scores to its recorded metrics
+    (`rescore.rescore_problem`; `rescore_archives=False` only for tests of intake on synthetic logs).
 
     Raises archives.IntakeError (naming the file and the fix) when the archive memory is damaged and an
     archive is waiting: taking archives in without it would extract known bombs again.
@@ -64,7 +66,7 @@ def load_study(runs_dir: Path | None = None, inbox: Path | None = None,
         memory_path = inbox / archives.INTAKE_FILE
         memory = archives.read_intake(memory_path)
         for archive in waiting:
-            take_archive(archive, runs_dir, study, memory, memory_path, trusted)
+            take_archive(archive, runs_dir, study, memory, memory_path, trusted, rescore_archives)
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()
                      and not p.name.startswith(".")) if runs_dir.is_dir() else []
     for folder in folders:
@@ -190,7 +192,8 @@ def check_samples(task: dict, rows: list[dict]) -> str | None:
 
 
 def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | None = None,
-                 memory_path: Path | None = None, trusted: dict[str, str] | None = None) -> None:
+                 memory_path: Path | None = None, trusted: dict[str, str] | None = None,
+                 rescore_archives: bool = True) -> None:
     """Extract an archive's valid run folders into `runs_dir` (new ones only); record rejections.
 
     With `memory` (from `archives.read_intake`) an archive whose SHA-256 is known is not extracted again:
@@ -211,7 +214,7 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
             reject(r["run_id"], r["reason"])
         return
     before, extracted_before = len(study.rejected), len(study.extracted)
-    transient = _take_new_archive(archive, runs_dir, study, reject, trusted)
+    transient = _take_new_archive(archive, runs_dir, study, reject, trusted, rescore_archives)
     if memory is None or memory_path is None or transient:
         return
     runs, rejections = study.extracted[extracted_before:], study.rejected[before:]
@@ -221,7 +224,8 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
     artifacts.write_json(memory_path, memory)
 
 
-def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trusted: dict[str, str] | None) -> bool:
+def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trusted: dict[str, str] | None,
+                      rescore_archives: bool) -> bool:
     """Extract, check and move in; returns True when the outcome is not to be remembered (a passing
     failure, or a signature judged against today's contributors file)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -242,7 +246,10 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trust
             target = runs_dir / folder.name
             reason = signing.check_signature(folder, trusted)[1] if trusted is not None else None
             unsure = unsure or bool(reason)
-            reason = reason or read_run(folder)[2]
+            if not reason:
+                run, rows, reason = read_run(folder)
+                if not reason and rescore_archives:
+                    reason = rescore.rescore_problem(run, rows)
             if reason:
                 reject(folder.name, reason)
             elif os.path.lexists(target):

@@ -7,7 +7,9 @@ from a seeded bootstrap over items (`uncertainty`). Writes `outputs/registry.jso
 through `write_registry`, which validates it against its JSON Schema. The registry is
 deterministic: no timestamps, sorted keys, floats rounded to `DECIMALS`, so deleting it and
 rebuilding gives identical bytes. Quantizations of one model are compared in its
-`quantizations` section (`quantization_compare`).
+`quantizations` section (`quantization_compare`). Every entry belongs to one track (`tracks`: the
+protocol it was measured under); ranks, rank bands, pairwise tests, quantization sets and badges are
+computed within a track only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import artifacts, paths
-from . import quantization_compare as quantizations, schemas, uncertainty
+from . import quantization_compare as quantizations, schemas, tracks as protocols, uncertainty
 from ..benchmarks import all_benchmarks
 from ..weights import model_digest
 from .reconcile import find_nondeterminism
@@ -80,23 +82,36 @@ def _items(task: dict) -> tuple:
 
 def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, samples: dict | None = None,
                    rejected: list[dict] = (), resamples: int = uncertainty.RESAMPLES,
-                   seed: int = uncertainty.SEED) -> dict:
-    """The registry: entries ranked by aggregate, with intervals, pairwise tests and flags.
+                   seed: int = uncertainty.SEED, default_protocol: dict | None = None) -> dict:
+    """The registry: entries grouped by track, ranked by aggregate within their track, with intervals,
+    pairwise tests and flags.
 
     `samples` maps run_id -> task -> sample rows (missing: no intervals); `rejected` lists runs
-    the loader refused (kept in the registry's `rejected` section).
+    the loader refused (kept in the registry's `rejected` section); `default_protocol` is the default
+    track's protocol (None: that of params/default.yaml, `tracks.default_protocol`).
     """
     check_weights(weights)
     samples = samples or {}
     groups, conflicts = group_runs(runs)
     built = [build_entry(g, weights, samples, resamples, seed) for g in groups.values()]
-    entries = rank_entries([e for e, _ in built])
     replicates = {e["entry_id"]: reps for e, reps in built}
-    entries.sort(key=lambda e: (e["rank"] is None, e["rank"] or 0, e["model_id"], e["entry_id"]))
-    comparisons = compare_entries(entries, replicates)
-    quantization_sets = quantizations.compare_quantizations(entries, replicates)
-    for e in entries:
-        e["badges"] = award_badges(e, entries)
+    protos = {e["entry_id"]: protocols.entry_protocol(g) for g, (e, _) in zip(groups.values(), built)}
+    track_list = protocols.build_tracks(protos, default_protocol or protocols.default_protocol())
+    for e, _ in built:
+        e["track"] = protocols.track_id(protos[e["entry_id"]])
+    place = {t["id"]: i for i, t in enumerate(track_list)}
+    entries, comparisons, quantization_sets = [], [], []
+    for track in track_list:
+        members = rank_entries([e for e, _ in built if e["track"] == track["id"]])
+        members.sort(key=lambda e: (e["rank"] is None, e["rank"] or 0, e["model_id"], e["entry_id"]))
+        comparisons += compare_entries(members, replicates)
+        quantization_sets += [{**q, "track": track["id"]}
+                              for q in quantizations.compare_quantizations(members, replicates)]
+        for e in members:
+            e["badges"] = award_badges(e, members)
+        track["ranked"] = sum(e["rank"] is not None for e in members)
+        entries += members
+    entries.sort(key=lambda e: place[e["track"]])  # stable: rank order within each track
     by_id = {entry_id(g[0]): g for g in groups.values()}
     flags = [f for e in entries for f in find_nondeterminism(e["entry_id"], by_id[e["entry_id"]], samples)]
     return round_floats({
@@ -107,7 +122,7 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
         "bootstrap": {"resamples": resamples, "seed": seed, "confidence": uncertainty.CONFIDENCE,
                       "alpha": uncertainty.ALPHA, "method": uncertainty.METHOD, "test": uncertainty.TEST,
                       "bands": uncertainty.BANDS},
-        "models": entries, "comparisons": comparisons, "quantizations": quantization_sets,
+        "tracks": track_list, "models": entries, "comparisons": comparisons, "quantizations": quantization_sets,
         "nondeterministic": flags,
         "rejected": sorted([*rejected, *conflicts], key=lambda r: (r["run_id"], r["source"])),
     })

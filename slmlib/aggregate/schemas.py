@@ -16,7 +16,7 @@ from ..detect import MAX_PARAMETERS
 from .scoring import SIZE_BUCKETS
 
 RUN_SCHEMA_VERSION = 1  # version of results.json the aggregate stage reads
-REGISTRY_SCHEMA_VERSION = 3  # version of registry.json it writes (3: the quantizations section)
+REGISTRY_SCHEMA_VERSION = 4  # version of registry.json it writes (3: the quantizations section; 4: tracks)
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 NUMBER = {"type": "number"}
@@ -24,6 +24,7 @@ STRING = {"type": "string"}
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 CHAT_TEMPLATE = {"anyOf": [{"type": ["boolean", "null"]}, {"const": "auto"}]}  # params' apply_chat_template
 INTERVAL = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
+TRACK_ID = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"}  # tracks.track_id: URL-safe
 EXTRA_METRICS = {"type": "object", "additionalProperties": {"anyOf": [NUMBER, {"type": "null"}]}}  # metric -> value
 
 
@@ -86,7 +87,7 @@ def registry_entry_schema() -> dict:
     pillar_cis = obj({}, {p: INTERVAL for p in PILLARS}, extra=False)
     return obj({
         "entry_id": STRING, "model_id": STRING, "name": STRING, "parameter_count": {"type": "integer"},
-        "size_bucket": {"enum": [b["name"] for b in SIZE_BUCKETS]}, "suite": STRING,
+        "size_bucket": {"enum": [b["name"] for b in SIZE_BUCKETS]}, "track": TRACK_ID, "suite": STRING,
         "limit": nullable({"type": "integer"}), "limit_generative": nullable({"type": "integer"}),
         "seed": {"type": "integer"}, "weights": {"type": "object"},
         "tasks": mapping(registry_task_schema()), "pillars": pillars, "aggregate": nullable(NUMBER),
@@ -117,10 +118,21 @@ def quantization_set_schema() -> dict:
                    "load_seconds": nullable(NUMBER), "decode_tokens_per_s": nullable(NUMBER),
                    "aggregate": nullable(NUMBER), "aggregate_ci": nullable(INTERVAL),
                    "differences": nullable(differences)}, extra=False)
-    return obj({"model_key": STRING, "name": STRING, "suite": STRING, "limit": nullable({"type": "integer"}),
+    return obj({"model_key": STRING, "name": STRING, "track": TRACK_ID, "suite": STRING, "limit": nullable({"type": "integer"}),
                 "limit_generative": nullable({"type": "integer"}), "seed": {"type": "integer"},
                 "backend": nullable(STRING), "reference": STRING,
                 "variants": {"type": "array", "items": variant, "minItems": 2}}, extra=False)
+
+
+def track_schema() -> dict:
+    """One track (`tracks.build_tracks`): the protocol its entries were measured under."""
+    limit = nullable({"type": "integer"})
+    proto = obj({"suite": STRING, "tasks": {"type": "array", "items": STRING}, "limit": limit,
+                 "limit_generative": limit, "seed": {"type": "integer"}, "apply_chat_template": CHAT_TEMPLATE,
+                 "fewshot": mapping(nullable({"type": "integer"}))}, extra=False)
+    count = {"type": "integer", "minimum": 0}
+    return obj({"id": TRACK_ID, "name": STRING, "protocol": proto, "default": {"type": "boolean"},
+                "entries": count, "ranked": count}, extra=False)
 
 
 def registry_schema() -> dict:
@@ -134,6 +146,7 @@ def registry_schema() -> dict:
         "size_buckets": {"type": "array"},
         "bootstrap": obj({"resamples": {"type": "integer"}, "seed": {"type": "integer"}, "confidence": NUMBER,
                           "alpha": NUMBER, "method": STRING, "test": STRING, "bands": STRING}),
+        "tracks": {"type": "array", "items": track_schema(), "minItems": 1},
         "models": {"type": "array", "items": registry_entry_schema()},
         "comparisons": {"type": "array", "items": comparison},
         "quantizations": {"type": "array", "items": quantization_set_schema()},

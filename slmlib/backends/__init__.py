@@ -1,6 +1,7 @@
 """The evaluate stage's models behind lm-eval's `LM` interface: llama.cpp for GGUF weights
 (`llamacpp`, its log kept to errors in `llamalog`) and lm-eval's hf backend with shared prefixes
-(`hfprefix`); both evaluate a context once for all its continuations (`prefixes`).
+(`hfprefix`); both evaluate a context once for all its continuations (`prefixes`). `replay` answers from a run's own
+per-item log (re-scoring at intake).
 
 Names load their module on first use: the backends import lm-eval and torch, which detect and
 the command line do not need."""
@@ -8,7 +9,8 @@ the command line do not need."""
 import importlib
 
 _WHERE = {"Counters": "llamacpp", "LlamaCppLM": "llamacpp", "library_version": "llamacpp",
-          "SharedPrefixHFLM": "hfprefix", "quiet_llama_log": "llamalog", "common_prefix": "prefixes"}
+          "SharedPrefixHFLM": "hfprefix", "quiet_llama_log": "llamalog", "common_prefix": "prefixes",
+          "ReplayLM": "replay", "ReplayMismatch": "replay"}
 _RENAMED = {"quiet_llama_log": "quiet"}
 
 __all__ = sorted(_WHERE)

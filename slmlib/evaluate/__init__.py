@@ -9,7 +9,7 @@ figures. The backends that score and generate are `slmlib.backends`.
 from ..detect import load_card
 from ..params import validate as read_params
 from .edge import hf_generator, llamacpp_generator, measure_edge, peak_rss_mb
-from .harness import make_lm, set_offline_env, task_config, task_manager
+from .harness import make_lm, run_task, set_offline_env, task_config, task_manager
 from .loop import cost_frame, evaluate_run, llamacpp_threads, results_frame
 from .suites import SUITES, benchmark_table, prepare_task, suite_tasks
 
@@ -17,6 +17,6 @@ __all__ = [  # what the notebook calls
     "read_params", "load_card", "evaluate_run", "results_frame", "cost_frame",
 ] + [  # for the runner, the command line and the other stages
     "SUITES", "benchmark_table", "hf_generator", "llamacpp_generator", "llamacpp_threads",
-    "make_lm", "measure_edge", "peak_rss_mb", "prepare_task", "set_offline_env", "suite_tasks",
+    "make_lm", "measure_edge", "peak_rss_mb", "prepare_task", "run_task", "set_offline_env", "suite_tasks",
     "task_config", "task_manager",
 ]

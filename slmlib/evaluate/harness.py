@@ -184,16 +184,20 @@ def extra_metrics(config: dict, metrics: dict, bench) -> dict[str, float | None]
 
 
 def sample_row(sample: dict, metric: str, task: str | None = None) -> dict:
-    """The per-item log kept with a run: ids, prompt, target, response and the metric. Documents
+    """The per-item log kept with a run: ids, prompt, target, response (after the task's filters), the
+    generated text before them (generative tasks) and the metric. Documents
     from the Hub (`task` given) have no item_id: theirs is `<lm-eval task>/<document index>`."""
     first_args = sample["arguments"][0]
     prompt = first_args[0] if isinstance(first_args, (list, tuple)) else first_args
     item_id = sample["doc"]["item_id"] if task is None else f"{task}/{sample['doc_id']}"
-    return {
+    row = {
         "doc_id": sample["doc_id"], "item_id": item_id, "prompt": prompt,
         "target": jsonable(sample["target"]), "response": jsonable(sample["filtered_resps"]),
         "value": float(sample[metric]),
     }
+    if isinstance(first_args, (list, tuple)) and len(first_args) > 1 and isinstance(first_args[1], dict):
+        row["generated"] = [r[0] for r in sample["resps"]]  # the text before the task's filters (re-scoring)
+    return row
 
 
 def lm_eval_version() -> str:

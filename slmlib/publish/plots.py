@@ -1,7 +1,7 @@
 """Figures for the aggregate and publish stages, built from the registry.
 
-Plot functions take the registry (or anything holding its `models` list) and return a
-matplotlib `Figure`; they never touch pyplot's global state (no backend switch, safe
+Plot functions take the registry and return a matplotlib `Figure` of one track's entries (the track
+shown first, `aggregate.track_of`, named in the title: scores of different tracks never share a chart); they never touch pyplot's global state (no backend switch, safe
 inside notebooks). `save_figure` writes a figure as SVG with stable bytes (no date, fixed
 element ids, text as paths so a submitted name can never become markup), atomically.
 """
@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from .. import artifacts
+from ..aggregate import track_entries, track_of
 from ..benchmarks import PILLARS
 
 AXIS_SCORE = "aggregate (0 = chance, 100 = perfect)"
@@ -39,6 +40,12 @@ def labels(models: list[dict]) -> list[str]:
             for b, e in zip(base, models)]
 
 
+def shown(registry: dict) -> tuple[list[dict], str]:
+    """The entries of the track shown first and a title line naming it."""
+    track = track_of(registry)
+    return track_entries(registry), f"track {track['name']}" if track else "no track"
+
+
 def _empty(ax, text: str = "no models yet") -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center")
 
@@ -53,7 +60,7 @@ def pillar_bars(registry: dict) -> Figure:
 
     A model without a pillar has no bar there. An empty registry gives a captioned empty plot.
     """
-    models = registry.get("models", [])
+    models, track = shown(registry)
     color = colors(registry)
     fig = Figure(figsize=(9, 4.5), layout="constrained")
     ax = fig.add_subplot()
@@ -71,7 +78,7 @@ def pillar_bars(registry: dict) -> Figure:
     ax.set_xticks(range(len(PILLARS)), [p.capitalize() for p in PILLARS])
     ax.set_ylim(0, 100)
     ax.set_ylabel("normalized score (0 = chance, 100 = perfect)")
-    ax.set_title("Pillar scores by model (error bars: 95% bootstrap interval)")
+    ax.set_title(f"Pillar scores by model (error bars: 95% bootstrap interval)\n{track}")
     _legend(ax) if models else _empty(ax)
     return fig
 
@@ -107,10 +114,11 @@ def _aggregate_against(registry: dict, models: list[dict], xs: list[float], xlab
 
 def aggregate_vs_parameters(registry: dict) -> Figure:
     """Aggregate (with its 95% interval) against parameter count (log scale), Pareto frontier drawn."""
-    models = [e for e in registry.get("models", []) if e.get("aggregate") is not None]
+    entries, track = shown(registry)
+    models = [e for e in entries if e.get("aggregate") is not None]
     fig, points = _aggregate_against(registry, models, [e["parameter_count"] for e in models],
-                                     "parameters (log scale; ticks at the models' sizes)", "Aggregate against size",
-                                     "no models yet")
+                                     "parameters (log scale; ticks at the models' sizes)",
+                                     f"Aggregate against size\n{track}", "no models yet")
     if points:
         ax = fig.axes[0]
         front = [points[i] for i in pareto_front(points)]
@@ -138,11 +146,12 @@ def size_ticks(models: list[dict], gap: float = 1.15) -> list[tuple[int, str]]:
 
 def aggregate_vs_energy(registry: dict) -> Figure:
     """Aggregate against the energy of evaluation (kWh, model load excluded; an estimate)."""
-    models = [e for e in registry.get("models", []) if e.get("aggregate") is not None and e.get("energy")]
+    entries, track = shown(registry)
+    models = [e for e in entries if e.get("aggregate") is not None and e.get("energy")]
     fig, points = _aggregate_against(
         registry, models, [e["energy"]["kwh"] * 1000 for e in models],
-        "energy of the evaluation, Wh (estimate; hardware-dependent, never ranked)", "Aggregate against energy",
-        "no energy measurements")
+        "energy of the evaluation, Wh (estimate; hardware-dependent, never ranked)",
+        f"Aggregate against energy\n{track}", "no energy measurements")
     if points:
         _legend(fig.axes[0])
     return fig
@@ -150,7 +159,8 @@ def aggregate_vs_energy(registry: dict) -> Figure:
 
 def co2_per_model(registry: dict) -> Figure:
     """Horizontal bars: estimated CO2 of each model's evaluation (grams)."""
-    models = [e for e in registry.get("models", []) if e.get("energy")]
+    entries, track = shown(registry)
+    models = [e for e in entries if e.get("energy")]
     fig = Figure(figsize=(9, 1.5 + 0.45 * max(len(models), 1)), layout="constrained")
     ax = fig.add_subplot()
     if not models:
@@ -165,7 +175,7 @@ def co2_per_model(registry: dict) -> Figure:
     for i, g in enumerate(grams):
         ax.text(g, i, f" {g:.2f} g", va="center", fontsize="small")
     ax.set_xlabel("CO\u2082 of the evaluation, grams (estimate from the grid's carbon intensity)")
-    ax.set_title("CO\u2082 per model")
+    ax.set_title(f"CO\u2082 per model\n{track}")
     ax.margins(x=0.15)
     return fig
 

@@ -68,9 +68,10 @@ def write_model_pages(site: Path, registry: dict, board: dict, reports_href: str
     for entry in tqdm(entries, desc="model pages", unit="page", disable=not progress or not entries):
         view = board["entries"][entry["entry_id"]]
         ev = evidence.model_evidence(entry, runs_dir, reports_dir, site / "model")
-        siblings = [board["entries"][e] for e in board["order"]
-                    if board["entries"][e]["group"] == view["group"] and e != entry["entry_id"]]
-        html = model_page.render_model(view, ev, siblings, reports_href, sets.get(entry["entry_id"]))
+        kin = [board["entries"][e] for e in board["order"]
+               if board["entries"][e]["group"] == view["group"] and e != entry["entry_id"]]
+        html = model_page.render_model(view, ev, [s for s in kin if s["track"] == view["track"]], reports_href,
+                                       sets.get(entry["entry_id"]), [s for s in kin if s["track"] != view["track"]])
         page = site / "model" / f"{paths.check_id(view['slug'], 'entry_id')}.html"
         written.append(artifacts.write_text_atomic(page, html))
         for run_id in entry.get("run_ids") or []:

@@ -3,9 +3,11 @@
 `site_data` is embedded in the site as `data.js` (it sets the global `SLM`; pages opened as
 files cannot fetch() JSON) and drives the leaderboard's sorting and filters, the radar charts
 and the compare page. `leaderboard_json` is the same leaderboard as plain JSON for machines.
-Registry entries are per model x settings (quantization, limits, seed, dtype); entries of one
-model (same Hugging Face repo, else same model id: `aggregate.model_key`) form a group shown
-as one leaderboard row, its best-ranked entry, with the others expandable.
+Registry entries are per model x settings (quantization, limits, seed, dtype) and each belongs to one
+track (the protocol it was measured under; the registry's `tracks`, the shown-first track first). The
+pages show one track at a time; within a track, entries of one model (same Hugging Face repo, else same
+model id: `aggregate.model_key`) form a group shown as one leaderboard row, its best-ranked entry, with
+the others expandable. No group, ranking or filter holds entries of two tracks.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import json
 
 from ...benchmarks import PILLARS, all_benchmarks
-from ...aggregate import BADGES, NORMALIZATION, SIZE_BUCKETS, WEIGHTS, model_key
+from ...aggregate import BADGES, NORMALIZATION, SIZE_BUCKETS, WEIGHTS, model_key, track_of
 from ...detect import HF_REPO_FORMAT
 
-SCHEMA_VERSION = 2  # version of leaderboard.json and data.js
+SCHEMA_VERSION = 3  # version of leaderboard.json and data.js (3: tracks)
 MODEL_FIELDS = ("entry_id", "rank", "rank_range", "model_id", "name", "family", "parameters", "parameter_count",
                 "size_bucket", "quantization", "quantization_name", "aggregate", "pillars", "badges", "license",
-                "hf_repo", "disputed", "suite", "limit", "limit_generative", "seed")
+                "hf_repo", "disputed", "track", "suite", "limit", "limit_generative", "seed")
 # Compare-page spec rows and the model page's edge table: (key in an entry's `spec`, label, unit,
 # which value is best, decimals). Lower is better for latency, memory, energy and CO2.
 SPEC_ROWS = (
@@ -52,10 +54,12 @@ def source_url(hf_repo: str | None) -> str | None:
 
 
 def group_entries(entries: list[dict]) -> list[dict]:
-    """Groups in registry (rank) order: `primary` is the group's best-ranked entry id, `variants` the rest."""
-    groups: dict[str, dict] = {}
+    """Groups in registry order (by track, then rank), one per model and track: `primary` is the group's
+    best-ranked entry id, `variants` the rest of that model's entries in the same track."""
+    groups: dict[tuple, dict] = {}
     for e in entries:
-        g = groups.setdefault(model_key(e), {"key": model_key(e), "primary": e["entry_id"], "variants": []})
+        g = groups.setdefault((e.get("track"), model_key(e)), {"key": model_key(e), "track": e.get("track"),
+                                                               "primary": e["entry_id"], "variants": []})
         if g["primary"] != e["entry_id"]:
             g["variants"].append(e["entry_id"])
     return list(groups.values())
@@ -86,14 +90,20 @@ def task_rows(entry: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (order.get(r["pillar"], len(order)), r["task"]))
 
 
-def entry_view(entry: dict) -> dict:
-    """One entry as the pages use it."""
+def track_names(registry: dict) -> dict[str, str]:
+    """Track id -> its readable name."""
+    return {t["id"]: t["name"] for t in registry.get("tracks") or []}
+
+
+def entry_view(entry: dict, names: dict[str, str] | None = None) -> dict:
+    """One entry as the pages use it (`names`: track id -> name, `track_names`)."""
     intervals = entry.get("intervals") or {}
     keys = ("entry_id", "model_id", "name", "family", "parameters", "parameter_count", "size_bucket", "quantization",
             "quantization_name", "license", "hf_repo", "architecture", "context_length", "categories", "aggregate",
-            "pillars", "rank", "rank_band", "rank_range", "badges", "disputed", "disputed_tasks", "suite", "limit",
-            "limit_generative", "seed", "settings", "run_ids", "efficiency")
+            "pillars", "rank", "rank_band", "rank_range", "badges", "disputed", "disputed_tasks", "track", "suite",
+            "limit", "limit_generative", "seed", "settings", "run_ids", "efficiency")
     return {**{k: entry.get(k) for k in keys}, "slug": entry_slug(entry["entry_id"]),
+            "track_name": (names or {}).get(entry.get("track"), entry.get("track")),
             "source_url": source_url(entry.get("hf_repo")), "group": model_key(entry),
             "quantization_label": entry.get("quantization_name") or entry.get("quantization"),
             "aggregate_ci": intervals.get("aggregate"), "pillar_cis": intervals.get("pillars") or {},
@@ -101,12 +111,18 @@ def entry_view(entry: dict) -> dict:
 
 
 def site_data(registry: dict) -> dict:
-    """Everything the pages' scripts read: entries by id, groups, comparisons, filters, spec rows."""
+    """Everything the pages' scripts read: tracks with entries (the one shown first first), entries by id,
+    groups, comparisons, filters, spec rows."""
     entries = registry.get("models") or []
     distinct = lambda field: sorted({e.get(field) for e in entries if e.get(field)}, key=str.lower)  # noqa: E731
+    names = track_names(registry)
+    shown = track_of(registry)
     return {
         "schema_version": SCHEMA_VERSION, "pillars": list(PILLARS),
-        "entries": {e["entry_id"]: entry_view(e) for e in entries},
+        "tracks": [{k: t[k] for k in ("id", "name", "default", "entries", "ranked", "protocol")}
+                   for t in registry.get("tracks") or [] if t["entries"]],
+        "shown_track": shown["id"] if shown and shown["entries"] else None,
+        "entries": {e["entry_id"]: entry_view(e, names) for e in entries},
         "order": [e["entry_id"] for e in entries], "groups": group_entries(entries),
         "comparisons": registry.get("comparisons") or [],
         "filters": {"size_bucket": [b["name"] for b in SIZE_BUCKETS], "family": distinct("family"),
@@ -128,13 +144,15 @@ def data_js(data: dict) -> str:
 
 
 def leaderboard_json(registry: dict) -> dict:
-    """The leaderboard for machines: weights, normalization, badge rules and one row per entry."""
+    """The leaderboard for machines: weights, normalization, badge rules, the tracks and one row per entry
+    (ranked within its track)."""
     primaries = {g["primary"] for g in group_entries(registry.get("models") or [])}
     return {
         "schema_version": SCHEMA_VERSION,
         "pillar_weights": registry.get("pillar_weights", WEIGHTS),
         "normalization": registry.get("normalization", NORMALIZATION),
         "badge_rules": registry.get("badge_rules", list(BADGES)),
+        "tracks": registry.get("tracks") or [],
         "models": [{**{f: e.get(f) for f in MODEL_FIELDS},
                     "aggregate_ci": (e.get("intervals") or {}).get("aggregate"),
                     "group": model_key(e), "primary": e["entry_id"] in primaries}

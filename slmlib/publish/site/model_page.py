@@ -164,21 +164,29 @@ def links_section(runs: list[dict]) -> str:
     return '<h2 id="reports">Reports and logs</h2>\n<ul class="links">' + "".join(parts) + "</ul>"
 
 
-def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: str, qset: dict | None = None) -> str:
+def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: str, qset: dict | None = None,
+                 elsewhere: list[dict] = ()) -> str:
     """The model page. `evidence`: card, worst, energy_method, runs [{run_id, results, reports, samples}];
-    `qset`: the registry's set of quantizations holding this entry, if any."""
+    `siblings`: the model's other entries in this entry's track; `elsewhere`: its entries in other tracks
+    (linked, never ranked against this one); `qset`: the registry's set of quantizations holding this entry."""
     badges = " ".join(f'<span class="badge">{esc(b)}</span>' for b in v.get("badges") or [])
     disputed = ' <span class="flag disputed">DISPUTED</span>' if v.get("disputed") else ""
     band = v.get("rank_range")
     tie = f" (tied {band[0]}\u2013{band[1]})" if band and band[0] != band[1] else ""
     others = ", ".join(link(f"{s['slug']}.html", f"{s.get('quantization_label') or s['model_id']} \u00b7 limit "
                                                  f"{s.get('limit')}/{s.get('limit_generative')}") for s in siblings)
-    summary = (f'<p class="summary">Rank <b>{esc(v.get("rank") or DASH)}</b>{tie} \u00b7 aggregate '
+    tracks = ", ".join(link(f"{s['slug']}.html", f"{s.get('quantization_label') or s['model_id']} in track "
+                                                 f"{s.get('track_name')}") for s in elsewhere)
+    summary = (f'<p class="track-line">Track <b class="track-name">{esc(v.get("track_name"))}</b>: ranked only '
+               "among entries measured under this protocol (suite, tasks, items per task, seed, chat template, "
+               'few-shot).</p>\n'
+               f'<p class="summary">Rank in its track <b>{esc(v.get("rank") or DASH)}</b>{tie} \u00b7 aggregate '
                f'<b>{fmt(v.get("aggregate"))}</b> {fmt_ci(v.get("aggregate_ci"))} \u00b7 {esc(v.get("parameters"))} '
                f'\u00b7 {esc(v.get("quantization_label") or "")} \u00b7 limit {esc(v.get("limit"))}/'
                f'{esc(v.get("limit_generative"))} {badges}{disputed}</p>\n'
                f'<p>{link("../compare.html#m=" + v["entry_id"], "Compare with others")}'
-               + (f" \u00b7 other variants: {others}" if others else "") + "</p>")
+               + (f" \u00b7 other variants in this track: {others}" if others else "")
+               + (f" \u00b7 in other tracks (not comparable): {tracks}" if tracks else "") + "</p>")
     body = (summary + card_section(v, evidence.get("card")) + pillar_section(v)
             + quantization_section(qset, v["entry_id"]) + task_section(v)
             + worst_section(evidence["worst"]) + spec_section(v, evidence.get("energy_method"))

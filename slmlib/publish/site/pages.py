@@ -1,9 +1,12 @@
 """Publish stage: the leaderboard and compare pages (HTML from `data.site_data`, pure).
 
-Rows and controls are rendered here with every string escaped; `leaderboard.js` sorts and
-filters them and keeps the view in the URL's fragment, `compare.js` draws the comparison of
-the models chosen on the compare page from the embedded data, and shows the quantization
-table (rendered here, hidden) of a model two or more of whose quantizations are chosen.
+Rows and controls are rendered here with every string escaped; `leaderboard.js` shows one track at a
+time (the track shown first unless the URL names another), sorts and filters its rows and keeps the view
+in the URL's fragment; rows of the other tracks start hidden, so even without scripts no ranking mixes
+tracks. `compare.js` draws the comparison of the models chosen on the compare page from the embedded
+data (pairing only entries of one track), and shows the quantization table (rendered here, hidden) of a
+model two or more of whose quantizations are chosen. Column order puts rank, model, track and aggregate
+first: a phone's first screen shows them.
 """
 
 from __future__ import annotations
@@ -41,8 +44,16 @@ def model_cell(v: dict, variants: list[dict]) -> str:
     return html
 
 
-def row(v: dict, pillars: list[str], variants: list[dict] = (), variant: bool = False) -> str:
-    """One leaderboard row: a group's primary entry or (hidden until expanded) one of its variants."""
+def track_cell(v: dict) -> str:
+    """The entry's track, its name broken at its separators so the column stays narrow."""
+    parts = str(v.get("track_name") or v.get("track") or "").split(" \u00b7 ")
+    return (f'<span class="track" title="{esc(v.get("track"))}">'
+            + "<wbr> \u00b7 ".join(esc(p) for p in parts) + "</span>")
+
+
+def row(v: dict, pillars: list[str], variants: list[dict] = (), variant: bool = False, shown: bool = True) -> str:
+    """One leaderboard row: a group's primary entry or (hidden until expanded) one of its variants; rows
+    of a track not shown first start hidden."""
     badges = " ".join(f'<span class="badge">{esc(b)}</span>' for b in v.get("badges") or [])
     agg = fmt(v.get("aggregate"))
     if v.get("aggregate_ci"):
@@ -50,28 +61,30 @@ def row(v: dict, pillars: list[str], variants: list[dict] = (), variant: bool = 
     cells = [
         f'<input type="checkbox" class="pick" value="{esc(v["entry_id"])}" '
         f'aria-label="compare {esc(v.get("name"))}">',
-        rank_cell(v), model_cell(v, variants), esc(v.get("family") or ""),
-        esc(v.get("parameters") or ""), esc(v.get("quantization_label") or DASH), agg,
+        rank_cell(v), model_cell(v, variants), track_cell(v), agg, esc(v.get("family") or ""),
+        esc(v.get("parameters") or ""), esc(v.get("quantization_label") or DASH),
         *(fmt(v["pillars"].get(p)) for p in pillars), badges, esc(v.get("license") or ""),
     ]
-    num = {1, 4, 6, *range(7, 7 + len(pillars))}
+    num = {1, 4, 6, *range(8, 8 + len(pillars))}
     tds = "".join(f'<td{" class=num" if i in num else ""}>{c}</td>' for i, c in enumerate(cells))
     cls = "variant" if variant else "model"
-    hidden = " hidden" if variant else ""
-    return f'<tr class="{cls}" data-id="{esc(v["entry_id"])}" data-group="{esc(v["group"])}"{hidden}>{tds}</tr>'
+    hidden = " hidden" if variant or not shown else ""
+    return (f'<tr class="{cls}" data-id="{esc(v["entry_id"])}" data-group="{esc(v["group"])}" '
+            f'data-track="{esc(v.get("track"))}"{hidden}>{tds}</tr>')
 
 
 def header(pillars: list[str]) -> str:
     """Sortable column heads (buttons; `data-key` names the sort key `leaderboard.js` uses)."""
-    cols = [("", None, False), ("Rank", "rank", True), ("Model", "name", False), ("Family", "family", False),
+    cols = [("", None, False), ("Rank", "rank", True), ("Model", "name", False), ("Track", None, False),
+            ("Aggregate [95% CI]", "aggregate", True), ("Family", "family", False),
             ("Params", "parameter_count", True), ("Quant.", "quantization_label", False),
-            ("Aggregate [95% CI]", "aggregate", True),
             *((p.capitalize(), f"pillar:{p}", True) for p in pillars),
             ("Badges", "badges", False), ("License", "license", False)]
     out = []
     for label, key, num in cols:
         cls = ' class="num"' if num else ""
-        inner = f'<button type="button" data-key="{key}">{esc(label)}</button>' if key else '<span title="compare">\u2611</span>'
+        inner = (f'<button type="button" data-key="{key}">{esc(label)}</button>' if key
+                 else esc(label) if label else '<span title="compare">\u2611</span>')
         out.append(f"<th{cls}>{inner}</th>")
     return "<tr>" + "".join(out) + "</tr>"
 
@@ -82,11 +95,19 @@ def select(name: str, label: str, options: list[str]) -> str:
             f"{opts}</select></label>")
 
 
-def controls(filters: dict) -> str:
-    """Search box, the five filters (size, family, license, badge, pillar with a minimum), counters."""
+def track_select(tracks: list[dict], element_id: str = "f-track") -> str:
+    """The track selector: one option per track with entries, the one shown first first (no "any": one
+    track at a time)."""
+    opts = "".join(f'<option value="{esc(t["id"])}">{esc(t["name"])}{" (default)" if t["default"] else ""}'
+                   f" \u2014 {t['entries']} entr{'y' if t['entries'] == 1 else 'ies'}</option>" for t in tracks)
+    return f'<label class="track-choice">Track <select id="{element_id}">{opts}</select></label>'
+
+
+def controls(filters: dict, tracks: list[dict]) -> str:
+    """The track, search box, the five filters (size, family, license, badge, pillar with a minimum), counters."""
     return (
-        '<form class="controls" id="controls" role="search">'
-        '<label>Search <input id="q" type="search" placeholder="name, family or repo" autocomplete="off"></label>'
+        '<form class="controls" id="controls" role="search">' + track_select(tracks)
+        + '<label>Search <input id="q" type="search" placeholder="name, family or repo" autocomplete="off"></label>'
         + select("bucket", "Size", filters["size_bucket"]) + select("family", "Family", filters["family"])
         + select("license", "License", filters["license"]) + select("badge", "Badge", filters["badge"])
         + select("pillar", "Pillar", filters["pillar"])
@@ -99,28 +120,35 @@ def controls(filters: dict) -> str:
 
 
 def render_leaderboard(data: dict, reports_href: str) -> str:
-    """index.html: controls, the grouped table, the charts."""
-    entries, pillars = data["entries"], data["pillars"]
+    """index.html: the track selector and controls, the grouped table (one track shown at a time), the charts
+    (of the track shown first)."""
+    entries, pillars, first = data["entries"], data["pillars"], data["shown_track"]
     if not entries:
         body = '<p class="note">No models yet: run the evaluate and aggregate stages, then publish.</p>'
         return page("Leaderboard", body, "index.html", reports_href=reports_href)
     rows = []
     for g in data["groups"]:
-        rows.append(row(entries[g["primary"]], pillars, [entries[v] for v in g["variants"]]))
-        rows.extend(row(entries[v], pillars, variant=True) for v in g["variants"])
-    charts = "\n".join(f'<figure><img src="charts/{esc(name)}" alt="{esc(what)}" loading="lazy">'
-                       f"<figcaption>{esc(what[0].upper() + what[1:])}.</figcaption></figure>"
-                       for name, (_, what) in CHARTS.items())
+        shown = g["track"] == first
+        rows.append(row(entries[g["primary"]], pillars, [entries[v] for v in g["variants"]], shown=shown))
+        rows.extend(row(entries[v], pillars, variant=True, shown=shown) for v in g["variants"])
+    first_name = next(t["name"] for t in data["tracks"] if t["id"] == first)
+    charts = "\n".join(f'<figure><img src="charts/{esc(name)}" alt="{esc(what)}, track {esc(first_name)}" '
+                       f'loading="lazy"><figcaption>{esc(what[0].upper() + what[1:])}; track {esc(first_name)}.'
+                       "</figcaption></figure>" for name, (_, what) in CHARTS.items())
     body = (
-        '<p class="note">One row per model (its best-ranked quantization or setting; <b>+n</b> shows the others). '
+        '<p class="note">One track at a time: a track is the protocol scores were measured under (suite, tasks, '
+        "items per task, seed, chat template, few-shot), and models are ranked, filtered and compared only "
+        "within one. One row per model (its best-ranked quantization or setting; <b>+n</b> shows the others). "
         "Aggregate and pillars are 0\u2013100 above random guessing, with 95% bootstrap intervals; a rank range "
         'marks models that are not significantly different. Click a column to sort; the view is kept in the '
         'address, so a link shares it. <a href="methodology.html">How scores are made</a>.</p>\n'
-        + controls(data["filters"])
+        + controls(data["filters"], data["tracks"])
+        + '\n<p id="track-protocol" class="note"></p>'
         + f'\n<div class="scroll"><table id="board">\n<thead>{header(pillars)}</thead>\n<tbody>\n'
         + "\n".join(rows) + "\n</tbody></table></div>\n"
         + '<p id="empty" class="note" hidden>No model matches these filters.</p>\n'
-        + f'<h2>Charts</h2>\n<div class="charts">{charts}</div>'
+        + f'<section id="charts" data-track="{esc(first)}"><h2>Charts</h2>\n'
+        + f'<p class="note">Of the track {esc(first_name)}.</p><div class="charts">{charts}</div></section>'
     )
     return page("Leaderboard", body, "index.html", scripts=("leaderboard.js",), reports_href=reports_href)
 
@@ -135,18 +163,26 @@ def quantization_sets(qsets: list[dict]) -> str:
 
 
 def render_compare(data: dict, qsets: list[dict], reports_href: str) -> str:
-    """compare.html: pick 2-4 entries (kept in the URL); `compare.js` draws the rest. `qsets`: the registry's
-    quantizations section."""
+    """compare.html: pick 2-4 entries (kept in the URL), listed by track; `compare.js` draws the rest and
+    pairs only entries of one track. `qsets`: the registry's quantizations section."""
+    def pick(eid: str) -> str:
+        v = data["entries"][eid]
+        return (f'<label class="pick-model"><input type="checkbox" value="{esc(eid)}" data-track="{esc(v.get("track"))}">'
+                f' {esc(v.get("name"))} <span class="muted">{esc(v.get("quantization_label") or "")} \u00b7 rank '
+                f'{esc(v.get("rank") or DASH)}</span></label>')
+
     picks = "".join(
-        f'<label class="pick-model"><input type="checkbox" value="{esc(eid)}"> {esc(v.get("name"))} '
-        f'<span class="muted">{esc(v.get("quantization_label") or "")} \u00b7 limit {esc(v.get("limit"))}/'
-        f'{esc(v.get("limit_generative"))} \u00b7 rank {esc(v.get("rank") or DASH)}</span></label>'
-        for eid, v in ((eid, data["entries"][eid]) for eid in data["order"]))
+        f'<fieldset class="picker-track" data-track="{esc(t["id"])}"><legend>Track {esc(t["name"])}</legend>'
+        + "".join(pick(eid) for eid in data["order"] if data["entries"][eid].get("track") == t["id"])
+        + "</fieldset>" for t in data["tracks"])
     body = (
-        '<p class="note">Choose two to four models. Differences are tested with the paired bootstrap of the '
-        "aggregate stage; hardware figures are from each run's machine and never change a rank.</p>\n"
-        f'<fieldset id="picker"><legend>Models</legend>{picks or "No models yet."}</fieldset>\n'
+        '<p class="note">Choose two to four models, from one track: entries of different tracks were measured '
+        "under different protocols (tasks, items, seed), so they are never ranked or tested against each "
+        "other. Differences are tested with the paired bootstrap of the aggregate stage; hardware figures are "
+        "from each run's machine and never change a rank.</p>\n"
+        f'<div id="picker"><p class="legend-title">Models</p>{picks or "No models yet."}</div>\n'
         '<p id="pick-status" class="note" aria-live="polite"></p>\n'
+        '<p id="cross-track" class="note warning" hidden></p>\n'
         '<section id="comparison" hidden>\n'
         '<h2>Pillars</h2><figure class="radar-figure"><svg id="radar" class="radar" role="img" '
         'aria-label="pillar radar of the chosen models"></svg><div class="legend" id="radar-legend"></div></figure>\n'
@@ -155,6 +191,6 @@ def render_compare(data: dict, qsets: list[dict], reports_href: str) -> str:
         '<h2>Significance</h2><div id="significance"></div>\n'
         f'<div id="quantizations" hidden><h2>Quantizations</h2>\n{quantization_sets(qsets)}</div>\n'
         '<h2>Specifications</h2><p class="note">Best value in bold (lower is better for time, memory, energy '
-        "and CO\u2082).</p><div id=\"specs\"></div>\n</section>"
+        "and CO\u2082; scores only within one track).</p><div id=\"specs\"></div>\n</section>"
     )
     return page("Compare", body, "compare.html", scripts=("compare.js",), reports_href=reports_href)

@@ -1,6 +1,7 @@
 // Compare: two to four entries chosen on the page (kept in the URL fragment, #m=id1,id2), drawn
 // from window.SLM: pillar radar overlay, per-task grouped bars with intervals, the paired
-// significance results of the aggregate stage, the quantization table of a model when two or
+// significance results of the aggregate stage (only between entries of one track: a pair across
+// tracks says why it cannot be paired, and no score is marked best across tracks), the quantization table of a model when two or
 // more of its quantizations are chosen (rendered in the page, shown here), and spec rows with
 // the best value in bold.
 (function () {
@@ -34,7 +35,9 @@
     });
     return base.map(function (b, i) {
       var v = entries[chosen[i]];
-      return base.indexOf(b) !== base.lastIndexOf(b) ? b + " (limit " + v.limit + "/" + v.limit_generative + ")" : b;
+      if (base.indexOf(b) === base.lastIndexOf(b)) { return b; }
+      var twin = entries[chosen[base.indexOf(b) === i ? base.lastIndexOf(b) : base.indexOf(b)]];
+      return b + " (" + (twin.track !== v.track ? v.track_name : v.entry_id) + ")";
     });
   }
 
@@ -107,6 +110,12 @@
     for (var i = 0; i < chosen.length; i++) {
       for (var j = i + 1; j < chosen.length; j++) {
         var c = comparison(chosen[i], chosen[j]), pair = names[i] + " vs " + names[j];
+        var ta = entries[chosen[i]].track, tb = entries[chosen[j]].track;
+        if (ta !== tb) {
+          rows.push([{text: pair}, {text: "\u2014", cls: "num"}, {text: "not paired: different tracks", cls: "cross-track"},
+            {text: "\u2014", cls: "num"}, {text: "\u2014", cls: "num"}, {text: "not tested"}]);
+          continue;
+        }
         if (!c) { rows.push([{text: pair}, {text: "not compared (no aggregate)"}, {}, {}, {}, {}]); continue; }
         var ci = c.difference_ci ? " [" + S.fmt(c.difference_ci[0], 1) + ", " + S.fmt(c.difference_ci[1], 1) + "]" : "";
         rows.push([{text: pair}, {text: S.fmt(c.difference, 1) + ci, cls: "num"},
@@ -124,16 +133,17 @@
 
   function drawSpecs(names) {
     var rows = [];
-    [["Rank", "rank"], ["Family", "family"], ["Quantization", "quantization_label"], ["License", "license"],
-      ["Items (limit)", "limit"]].forEach(function (r) {
+    var oneTrack = tracksOf().length === 1;
+    [["Track", "track_name"], ["Rank in its track", "rank"], ["Family", "family"], ["Quantization", "quantization_label"],
+      ["License", "license"], ["Items (limit)", "limit"]].forEach(function (r) {
       rows.push([{text: r[0]}].concat(chosen.map(function (id) {
         var x = entries[id][r[1]];
         return {text: x === null || x === undefined ? "\u2014" : String(x)};
       })));
     });
-    rows.push(specRow("Aggregate", "points", "higher", 1, function (v) { return v.aggregate; }));
-    data.pillars.forEach(function (p) {  // pillar scores: higher is better
-      rows.push(specRow(p.charAt(0).toUpperCase() + p.slice(1), "points", "higher", 1, function (v) {
+    rows.push(specRow("Aggregate", "points", oneTrack ? "higher" : null, 1, function (v) { return v.aggregate; }));
+    data.pillars.forEach(function (p) {  // pillar scores: higher is better, within one track only
+      rows.push(specRow(p.charAt(0).toUpperCase() + p.slice(1), "points", oneTrack ? "higher" : null, 1, function (v) {
         return v.pillars[p];
       }));
     });
@@ -167,8 +177,26 @@
     }));
   }
 
+  function tracksOf() {
+    var out = [];
+    chosen.forEach(function (id) { if (out.indexOf(entries[id].track) < 0) { out.push(entries[id].track); } });
+    return out;
+  }
+
+  function explainTracks() {
+    var note = document.getElementById("cross-track"), used = tracksOf();
+    note.hidden = used.length < 2;
+    if (note.hidden) { return; }
+    note.textContent = "The chosen models come from " + used.length + " tracks (" + chosen.map(function (id) {
+      return entries[id].name + ": " + entries[id].track_name;
+    }).join("; ") + "). Different tracks were measured under different protocols (other tasks, items per " +
+      "task, seed, chat template or few-shot), so their scores cannot be paired item by item, tested or " +
+      "ranked against each other; only models of one track are compared.";
+  }
+
   function render() {
     boxes.forEach(function (box) { box.checked = chosen.indexOf(box.value) >= 0; });
+    explainTracks();
     if (chosen.length < 2) {
       section.hidden = true;
       status.textContent = "Choose at least two models (at most " + MAX + ").";
@@ -198,8 +226,9 @@
   });
   window.addEventListener("hashchange", function () { chosen = readHash(); render(); });
   chosen = readHash();
-  if (!/(?:^#|&)m=/.test(location.hash) && data.order.length >= 2) {
-    chosen = data.order.slice(0, 2);  // nothing chosen yet: start with the two best-ranked entries
+  var first = data.order.filter(function (id) { return entries[id].track === data.shown_track; });
+  if (!/(?:^#|&)m=/.test(location.hash) && first.length >= 2) {
+    chosen = first.slice(0, 2);  // nothing chosen yet: the two best-ranked entries of the track shown first
     writeHash();
   }
   render();

@@ -1,13 +1,16 @@
-// Leaderboard: sorting, search, the five filters and expandable variants over the rows the
-// page already holds, with values from window.SLM. The view (search, filters, sort) lives in
-// the URL fragment (#q=...&family=...&sort=aggregate&dir=desc), so a link shares it.
+// Leaderboard: one track at a time (never two in one ranking or filter), then sorting, search, the
+// five filters and expandable variants over that track's rows, with values from window.SLM. The view
+// (track, search, filters, sort) lives in the URL fragment
+// (#track=...&q=...&family=...&sort=aggregate&dir=desc), so a link shares it.
 (function () {
   "use strict";
   var data = window.SLM, table = document.getElementById("board");
   if (!data || !table) { return; }
   var entries = data.entries, tbody = table.tBodies[0];
   var FILTERS = ["bucket", "family", "license", "badge", "pillar"];
-  var KEYS = ["q"].concat(FILTERS, ["min", "sort", "dir"]);
+  var KEYS = ["track", "q"].concat(FILTERS, ["min", "sort", "dir"]);
+  var tracks = {};
+  data.tracks.forEach(function (t) { tracks[t.id] = t; });
   var rowOf = {};
   Array.prototype.forEach.call(tbody.rows, function (tr) { rowOf[tr.getAttribute("data-id")] = tr; });
   var order = {};
@@ -42,7 +45,19 @@
     return typeof x === "string" ? x.toLowerCase() : x;
   }
 
+  function track() { return tracks[state.track] ? state.track : data.shown_track; }
+
+  function describe(t) {
+    var p = t.protocol, items = function (n) { return n === null ? "all" : String(n); };
+    return "Ranked within the track " + t.name + ": suite " + p.suite + ", " + p.tasks.length + " tasks (" +
+      p.tasks.join(", ") + "), " + items(p.limit) + " items per multiple-choice task and " +
+      items(p.limit_generative) + " per generative task, seed " + p.seed + ", chat template " +
+      (p.apply_chat_template === null ? "not recorded" : String(p.apply_chat_template)) + ". " +
+      t.entries + (t.entries === 1 ? " entry" : " entries") + (t["default"] ? "; the default track." : ".");
+  }
+
   function matches(v) {
+    if (v.track !== track()) { return false; }
     var terms = (state.q || "").toLowerCase().split(/\s+/).filter(Boolean);
     var hay = [v.name, v.family, v.hf_repo, v.model_id].join(" ").toLowerCase();
     if (!terms.every(function (t) { return hay.indexOf(t) >= 0; })) { return false; }
@@ -66,18 +81,23 @@
   }
 
   function render() {
-    var groups = data.groups.slice().sort(compare), shown = 0;
+    var current = track(), groups = data.groups.slice().sort(compare), shown = 0, total = 0;
     groups.forEach(function (g) {
       var visible = matches(entries[g.primary]), primary = rowOf[g.primary];
       primary.hidden = !visible;
       tbody.appendChild(primary);
       g.variants.forEach(function (id) {
-        rowOf[id].hidden = !(visible && expanded[g.key]);
+        rowOf[id].hidden = !(visible && expanded[g.track + " " + g.key]);
         tbody.appendChild(rowOf[id]);
       });
       shown += visible ? 1 : 0;
+      total += g.track === current ? 1 : 0;
     });
-    document.getElementById("count").textContent = shown + " of " + data.groups.length + " models";
+    document.getElementById("count").textContent = shown + " of " + total + " models";
+    document.getElementById("track-protocol").textContent = describe(tracks[current]);
+    var charts = document.getElementById("charts");
+    if (charts) { charts.hidden = charts.getAttribute("data-track") !== current; }
+    updateCompare();
     document.getElementById("empty").hidden = shown > 0;
     Array.prototype.forEach.call(table.tHead.querySelectorAll("th"), function (th) {
       var button = th.querySelector("button[data-key]");
@@ -90,6 +110,8 @@
   }
 
   function syncControls() {
+    if (!tracks[state.track]) { delete state.track; }  // not a track of this site: the first one
+    document.getElementById("f-track").value = track();
     document.getElementById("q").value = state.q || "";
     FILTERS.forEach(function (f) {
       var select = document.getElementById("f-" + f);
@@ -100,6 +122,8 @@
   }
 
   function fromControls() {
+    var chosen = document.getElementById("f-track").value;
+    state.track = chosen === data.shown_track && !state.track ? "" : chosen;
     state.q = document.getElementById("q").value.trim();
     FILTERS.forEach(function (f) { state[f] = document.getElementById("f-" + f).value; });
     var min = document.getElementById("f-min").value;
@@ -136,16 +160,16 @@
   tbody.addEventListener("click", function (ev) {
     var button = ev.target.closest("button.variants");
     if (!button) { return; }
-    var key = button.getAttribute("data-group");
+    var key = button.closest("tr").getAttribute("data-track") + " " + button.getAttribute("data-group");
     expanded[key] = !expanded[key];
     button.setAttribute("aria-expanded", expanded[key] ? "true" : "false");
     render();
   });
 
-  var link = document.getElementById("compare-link");
   function updateCompare() {
+    var link = document.getElementById("compare-link");
     var ids = Array.prototype.filter.call(tbody.querySelectorAll("input.pick"), function (box) {
-      return box.checked;
+      return box.checked && box.closest("tr").getAttribute("data-track") === track();  // one track only
     }).map(function (box) { return box.value; });
     link.setAttribute("href", "compare.html" + (ids.length ? "#m=" + ids.map(encodeURIComponent).join(",") : ""));
     link.setAttribute("aria-disabled", ids.length >= 2 && ids.length <= 4 ? "false" : "true");
@@ -155,6 +179,5 @@
     if (ev.target.classList.contains("pick")) { updateCompare(); }
   });
   window.addEventListener("hashchange", load);
-  updateCompare();
   load();
 })();
