@@ -18,13 +18,14 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
+def write_text_atomic(path: Path, text: str, overwrite: bool = True) -> Path:
     """Write `text` (UTF-8) to `path` through a temp file in the same folder and an atomic rename."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return write_bytes_atomic(path, text.encode("utf-8"), overwrite)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temp file in the same folder and an atomic rename."""
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
+    """Write `data` to `path` through a temp file in the same folder and an atomic rename (with
+    `overwrite=False` an atomic link instead, raising FileExistsError when `path` exists)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,7 +35,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if `path` exists, even when another process just made it
+            os.unlink(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

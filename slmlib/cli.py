@@ -1,4 +1,4 @@
-"""Command line: `python -m slmlib {run,validate,schema,fetch-data,report,screenshots,agree,bench,keys,pack}`
+"""Command line: `python -m slmlib {run,validate,intake,schema,fetch-data,report,screenshots,agree,bench,keys,pack}`
 (a thin layer over slmlib)."""
 
 from __future__ import annotations
@@ -132,6 +132,34 @@ def cmd_validate(args) -> int:
     return 0 if all(r["valid"] for r in reports) else 1
 
 
+def cmd_intake(args) -> int:
+    """Answer a submission issue: its body's YAML block checked, the reply printed as markdown (with --write
+    the submission saved under params/submissions/); exit 1 when it has errors or was not written."""
+    from . import artifacts, detect
+
+    try:
+        body = artifacts.read_bytes_bounded(Path(args.file), detect.MAX_BODY_BYTES)
+    except (OSError, ValueError) as exc:
+        raise detect.SubmissionError(f"{args.file}: {artifacts.error_line(exc)}") from None
+    p = None if args.no_estimate else params.load(paths.PARAMS_DIR / "default.yaml")
+    result = detect.check_issue(body, p)
+    written = None
+    if args.write and result.ok:
+        try:
+            written = detect.write_submission(result)
+        except detect.SubmissionError as exc:
+            result.report.errors.append(str(exc))
+    reply = detect.intake_reply(result)
+    if args.json:
+        print(json.dumps({"valid": result.ok, "model_id": result.model_id, "written": str(written or "") or None,
+                          "reply": reply}, indent=2))
+    else:
+        print(reply, end="")
+        if written:
+            print(f"\nwrote {written}", file=sys.stderr)
+    return 0 if result.ok and (written or not args.write) else 1
+
+
 def cmd_schema(args) -> int:
     """Write (or with --check compare) params/submission.schema.json from slmlib.detect."""
     from . import artifacts, detect
@@ -242,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--no-estimate", action="store_true",
                      help="skip the runtime estimate (it loads the tokenizer: ~1-5 s, ~20 s once for a new GGUF)")
     val.set_defaults(func=cmd_validate)
+    intake = sub.add_parser("intake", help="check a submission issue's body and print the markdown reply")
+    intake.add_argument("file", help="the issue body (markdown with one ```yaml block), e.g. from the issue form")
+    intake.add_argument("--write", action="store_true",
+                        help="save a valid submission as params/submissions/<model id>.yaml (never over a file)")
+    intake.add_argument("--json", action="store_true", help="print {valid, model_id, written, reply} as JSON")
+    intake.add_argument("--no-estimate", action="store_true", help="skip the runtime estimate")
+    intake.set_defaults(func=cmd_intake)
     schema = sub.add_parser("schema", help="regenerate params/submission.schema.json from slmlib")
     schema.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
     schema.set_defaults(func=cmd_schema)

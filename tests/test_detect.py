@@ -38,7 +38,8 @@ def test_default_submission_card(default_card):
     assert card["context_length"] == 8192
     assert (card["quantization_name"], card["quantization"]) == ("F16", "F16")
     assert card["license"] == "apache-2.0"
-    assert card["categories"] == ["instruct"]
+    assert card["model_type"] == "instruct"
+    assert card["categories"] == ["reasoning", "coding", "math", "language", "safety"]  # left out: every pillar
     assert card["has_chat_template"] is True
     assert card["weights"]["kind"] == "gguf"
     assert card["weights"]["sha256"] == datapacks.sha256_file(Path(card["weights"]["path"]))
@@ -111,7 +112,7 @@ def test_hf_dir_metadata_sums_every_shard(tiny_dir):
 
 
 SUBMISSION = {
-    "model": {"name": "Tiny", "family": "TinyFam", "license": "mit", "categories": ["base"]},
+    "model": {"name": "Tiny", "family": "TinyFam", "license": "mit", "model_type": "pretrained"},
     "weights": {"dir": "tiny-model"},
 }
 
@@ -161,7 +162,14 @@ def test_declared_values_win_over_detected(tiny_dir):
     ({"parameters": "135 million"}, "model.parameters", "should look like"),
     ({"parameters": "1.5B"}, "model.parameters", "declared 1.5B but the weights hold 40"),
     ({"license": "proprietary"}, "model.license", "not on the allowlist"),
-    ({"categories": ["poetry"]}, "model.categories", "'poetry' is not one of"),
+    ({"categories": ["poetry"]}, "model.categories", "'poetry' is not a pillar; known: reasoning, coding"),
+    ({"categories": ["code"]}, "model.categories", "'code' is not a pillar; did you mean 'coding'?"),
+    ({"categories": ["base"]}, "model.categories", "'base' is a model kind, not a pillar"),
+    ({"categories": ["math", "math"]}, "model.categories", "'math' is listed twice"),
+    ({"categories": []}, "model.categories", "lists no pillar"),
+    ({"categories": [{"x": 1}]}, "model.categories[0]", "expected a pillar name, got dict"),
+    ({"model_type": "base"}, "model.model_type", "'base' is not one of pretrained, instruct, fine-tuned"),
+    ({"model_type": ["instruct"]}, "model.model_type", "expected string, got list"),
     ({"family": None}, "model.family", "missing and not detectable"),
     ({"context_length": 256}, "model.context_length", "declared 256 but the weights say 512"),
     ({"context_length": "512"}, "model.context_length", "expected integer, got str"),

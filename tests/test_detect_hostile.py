@@ -20,6 +20,7 @@ from test_detect_rules import write_gguf
 
 from slmlib import cli, detect, params
 from slmlib.detect import card as card_mod, ledger, submission
+from slmlib.evaluate import SUITES
 from slmlib.params import ParamsError
 from slmlib.weights import metadata
 from slmlib.weights.metadata import MetadataError
@@ -348,9 +349,8 @@ def test_validate_refuses_an_empty_params_file(tmp_path, capsys):
 # --- case 11: validate refuses what a run would fail on minutes later -----------------------------------
 
 @pytest.mark.parametrize("text, message", [
-    ("tasks: [boolqq]", "tasks: 'boolqq' is not a task of suite embedded; did you mean 'boolq'? (its tasks: mmlu, "
-                        "arc_challenge, hellaswag, truthfulqa_mc1, humaneval, mbpp, gsm8k_cot, arithmetic, boolq, "
-                        "piqa, winogrande, bbq, crows_pairs, hhh_alignment, truthfulqa_mc2)"),
+    ("tasks: [boolqq]", "tasks: 'boolqq' is not a task of suite embedded; did you mean 'boolq'? (its tasks: "
+                        f"{', '.join(SUITES['embedded'])})"),
     ("suite: bogus", "suite: 'bogus' is not a suite; choose one of embedded, standard"),
     ("submission: params/submissions/nope.yaml",
      f"submission: 'params/submissions/nope.yaml' is not a file (relative paths are from the repo, {ROOT}); give a "

@@ -50,7 +50,7 @@ def tiny_gguf(tmp_path) -> Path:
 
 
 def gguf_submission(tmp_path, **model) -> Path:
-    return write_submission(tmp_path, {"model": {"family": "T", "categories": ["base"], **model},
+    return write_submission(tmp_path, {"model": {"family": "T", "model_type": "pretrained", **model},
                                        "weights": {"gguf": "tiny.gguf"}}, name="tiny-gguf")
 
 

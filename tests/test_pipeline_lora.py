@@ -48,7 +48,7 @@ def tiny(tmp_path_factory):
 
 
 def write(path: Path, weights: dict, adapter: dict | None = None, **model) -> Path:
-    data = {"model": {"name": "Tiny-LoRA", "family": "TinyTest", "license": "mit", "categories": ["base"], **model},
+    data = {"model": {"name": "Tiny-LoRA", "family": "TinyTest", "license": "mit", "model_type": "pretrained", **model},
             "weights": weights, **({"adapter": adapter} if adapter is not None else {})}
     path.write_text(yaml.safe_dump(data))
     return path

@@ -55,7 +55,7 @@ QUANTS = [{"name": "BF16", "convert": "BF16"}, {"name": "Q8_0", "gguf": "tiny.q8
 
 
 def submit(folder: Path, quants, **extra) -> Path:
-    return write_submission(folder, {"model": {"family": "T", "categories": ["base"], "quantizations": quants},
+    return write_submission(folder, {"model": {"family": "T", "model_type": "pretrained", "quantizations": quants},
                                      "weights": {"gguf": "tiny.gguf"}, **extra}, name="tiny-q")
 
 
@@ -144,7 +144,7 @@ def test_a_missing_llama_cpp_is_an_error_with_a_way_out(tiny, monkeypatch):
 
 
 def test_every_quantization_of_a_submission_is_one_ledger_submission(tiny, conversions):
-    path = submit(tiny, QUANTS, **{"model": {"family": "T", "categories": ["base"], "submitted_by": "me",
+    path = submit(tiny, QUANTS, **{"model": {"family": "T", "model_type": "pretrained", "submitted_by": "me",
                                              "quantizations": QUANTS}})
     for i, name in enumerate(("BF16", "Q8_0", "F32")):
         card, report = detect.detect_submission(path, quantization=name)

@@ -119,5 +119,5 @@ def tiny_model_with_benchmarks(root: Path) -> Path:
 def write_submission(path: Path, model_dir: Path) -> Path:
     path.write_text(
         "model:\n  name: Tiny-Random-Llama\n  family: TinyTest\n  license: mit\n"
-        f"  categories: [base]\nweights:\n  dir: {model_dir}\n")
+        f"  model_type: pretrained\nweights:\n  dir: {model_dir}\n")
     return path

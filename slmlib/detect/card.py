@@ -167,6 +167,12 @@ def _normalized(model: dict, key: str, detected: dict | None = None) -> str | No
     return submission.normalize_text(value) if isinstance(value, str) else value
 
 
+def pillars(model: dict) -> list[str]:
+    """The pillars the model is evaluated and scored on: its `categories`, all pillars when left out."""
+    listed = model.get("categories")
+    return list(listed) if isinstance(listed, list) and listed else list(submission.CATEGORIES)
+
+
 def _weights_record(weights: wts.Weights) -> dict:
     return {"kind": weights.kind, "path": weights.path, "revision": weights.revision,
             "sha256": weights.sha256, "size_bytes": weights.size_bytes}
@@ -219,7 +225,8 @@ def build_card(data: dict[str, Any], submission_id: str, base_dir: Path | None =
         "architecture": _pick(model, detected, "architecture", str),
         "context_length": _pick(model, detected, "context_length", int),
         "license": license_.lower() if isinstance(license_, str) else None,
-        "categories": model.get("categories") if isinstance(model.get("categories"), list) else [],
+        "model_type": _pick(model, {}, "model_type", str),
+        "categories": pillars(model),
         "quantization": detected.get("quantization"),
         "quantizations": quants,
         "has_chat_template": detected.get("has_chat_template"),
@@ -301,14 +308,23 @@ def detect_submission(path: str | Path, p=None, quantization: str | None = None)
     if quantization is None:
         quantization = p.quantization if p is not None else ""
     card, report = build_card(submission.read(path), submission_id, base_dir=path.parent, quantization=quantization)
-    if p is not None and card.get("parameter_count"):
-        from . import estimate
-
-        try:
-            report.estimate = estimate.estimate_runtime(wts.Weights(**card["weights"]), card["parameter_count"], p)
-        except Exception as exc:  # informational only: say why and go on
-            report.warnings.append(f"runtime estimate skipped: {type(exc).__name__}: {str(exc)[:200]}")
+    if p is not None:
+        add_estimate(card, report, p)
     return card, report
+
+
+def add_estimate(card: dict, report: Report, p) -> None:
+    """The runtime estimate of params `p` on this machine into `report` (when the card has a parameter
+    count); a failed estimate is a warning, never an error."""
+    if not card.get("parameter_count"):
+        return
+    from . import estimate
+
+    try:
+        report.estimate = estimate.estimate_runtime(wts.Weights(**card["weights"]), card["parameter_count"], p,
+                                                    card["categories"])
+    except Exception as exc:  # informational only: say why and go on
+        report.warnings.append(f"runtime estimate skipped: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def card_frame(card: dict):

@@ -107,14 +107,15 @@ def calibration_rates() -> dict[str, tuple[float, str]]:
             for kind, eff in (("scored", MC_EFFICIENCY), ("generated", GEN_EFFICIENCY))}
 
 
-def estimate_runtime(weights: Weights, parameter_count: int, p) -> dict:
-    """Per-task tokens and seconds for params `p` (suite, tasks, limits, seed) on this machine."""
+def estimate_runtime(weights: Weights, parameter_count: int, p, pillars: list[str] | None = None) -> dict:
+    """Per-task tokens and seconds for params `p` (suite, tasks, limits, seed) on this machine, over the
+    tasks of `pillars` (the card's categories; None: all)."""
     tokenizer = load_tokenizer(weights)
     rates = history_rates(tokenizer)
     if len(rates) < 2:
         rates = {**calibration_rates(), **rates}
     tasks = {}
-    for name in evaluate.suite_tasks(p.suite, p.tasks):
+    for name in evaluate.suite_tasks(p.suite, p.tasks, pillars):
         bench, docs = chosen_docs(name, p.limit_for(get_benchmark(name).generative), p.seed)
         t = count_tokens(tokenizer, bench, docs)
         kind = "generated" if bench.generative else "scored"  # what the rate of its kind was measured on

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import params, paths
+from ..benchmarks import PILLARS
 from ..weights import GGUF_FORMATS
 
 MAX_BYTES = 64 * 1024  # a submission is a short YAML mapping
@@ -29,7 +30,11 @@ FORBIDDEN_CATEGORIES = {"Cc": "a control character", "Cf": "a format character (
 SCHEMA_PATH = paths.PARAMS_DIR / "submission.schema.json"
 PARAM_FORMAT = re.compile(r"^\d+(\.\d+)?[MB]$")
 HF_REPO_FORMAT = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
-CATEGORIES = ("base", "instruct", "chat", "code", "math", "multilingual", "reasoning")
+CATEGORIES = PILLARS  # `categories`: the pillars a submission is evaluated and scored on (left out: all)
+MODEL_TYPES = ("pretrained", "instruct", "fine-tuned", "merge", "adapter")
+# Before issue 17 `categories` held model kinds; those that name a kind are migrated by name to `model_type`
+# (the message says so; they are never read as pillars)
+MIGRATED_KINDS = {"base": "pretrained", "instruct": "instruct", "chat": "instruct"}
 # License id (lower case, as in Hub cards and GGUF `general.license`) -> why it permits
 # benchmarking a model and publishing its scores. Shown on the methodology page.
 LICENSES = {
@@ -62,7 +67,10 @@ MODEL_FIELDS = (
     Field("architecture", "string", "e.g. llama (detected)", max_length=64),
     Field("context_length", "integer", "tokens (detected)"),
     Field("license", "string", "license id; must be on the allowlist (detected)", max_length=64),
-    Field("categories", "array", f"any of {', '.join(CATEGORIES)}"),
+    Field("model_type", "string", f"one of {', '.join(MODEL_TYPES)}; instruct models get their chat template "
+                                  "on generative tasks"),
+    Field("categories", "array", f"pillars to evaluate and score, any of {', '.join(CATEGORIES)} "
+                                 "(left out: all)"),
     Field("quantizations", "array", "evaluable variants, each its own run; the first is the default: "
                                     "[{name, convert | gguf, format, source}]"),
     Field("submitted_by", "string", "who submits (at most 3 submissions per 7 days)", max_length=100),
@@ -133,16 +141,25 @@ def read(path: Path) -> dict[str, Any]:
         raise SubmissionError(f"{path}: larger than {MAX_BYTES} bytes; a submission is a short YAML mapping")
     try:
         text = path.read_bytes()[:MAX_BYTES + 1].decode("utf-8")
-        data = params.read_yaml(text, SubmissionError)  # no aliases, no deep nesting, no duplicate keys
     except UnicodeDecodeError:
         raise SubmissionError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise SubmissionError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, where: str) -> dict[str, Any]:
+    """A submission's top-level mapping from its YAML text (`where` names the source in messages): at most
+    MAX_BYTES, read by the params' strict reader (no aliases, no deep nesting, no duplicate keys)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise SubmissionError(f"{where}: larger than {MAX_BYTES} bytes; a submission is a short YAML mapping")
+    try:
+        data = params.read_yaml(text, SubmissionError)
     except SubmissionError as exc:
-        raise SubmissionError(f"{path}: {exc}") from None
+        raise SubmissionError(f"{where}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         got = type(data).__name__ if not isinstance(data, dict) else f"model: {type(data.get('model')).__name__}"
-        raise SubmissionError(f"{path}: expected a mapping with a `model:` section (got {got})")
+        raise SubmissionError(f"{where}: expected a mapping with a `model:` section (got {got})")
     return data
 
 
@@ -170,11 +187,33 @@ def _check_value(f: Field, value: Any) -> list[str]:
         return [f"{where}: {value!r:.60} should look like {example}"]
     if f.type == "integer" and value < 1:
         return [f"{where}: must be positive, got {value}"]
+    if f.name == "model_type" and value not in MODEL_TYPES:
+        return [f"{where}: {value!r:.40} is not one of {', '.join(MODEL_TYPES)}"]
     if f.name == "categories":
-        return [f"{where}: {c!r:.40} is not one of {', '.join(CATEGORIES)}" for c in value if c not in CATEGORIES]
+        return _check_categories(value)
     if f.name == "quantizations":
         return [e for i, q in enumerate(value) for e in _check_quantization(i, q)] + _check_quantization_names(value)
     return []
+
+
+def _check_categories(value: list) -> list[str]:
+    """Pillars, each once; a former model kind (base, instruct, chat) named with its migration."""
+    where = "model.categories"
+    if not value:
+        return [f"{where}: lists no pillar; list some of {', '.join(CATEGORIES)}, or leave it out for all"]
+    errors = []
+    for i, c in enumerate(value):
+        if not isinstance(c, str):
+            errors.append(f"{where}[{i}]: expected a pillar name, got {type(c).__name__} {params.shorten(c, 40)}")
+        elif c in MIGRATED_KINDS:
+            errors.append(f"{where}: {c!r} is a model kind, not a pillar (categories lists the pillars to evaluate "
+                          f"since issue 17); migrate it: write `model_type: {MIGRATED_KINDS[c]}` and list pillars "
+                          f"({', '.join(CATEGORIES)}) in categories, or leave categories out for all")
+        elif c not in CATEGORIES:
+            errors.append(f"{where}: {params.shorten(c, 40)} is not a pillar; {_hint(c, CATEGORIES)}")
+        elif c in value[:i]:
+            errors.append(f"{where}: {c!r} is listed twice; list each pillar once")
+    return errors
 
 
 def _check_quantization(i: int, q: Any) -> list[str]:
@@ -284,7 +323,9 @@ def json_schema() -> dict[str, Any]:
         if f.type == "integer":
             out["minimum"] = 1
         if f.name == "categories":
-            out["items"] = {"enum": list(CATEGORIES)}
+            out.update(items={"enum": list(CATEGORIES)}, minItems=1, uniqueItems=True)
+        if f.name == "model_type":
+            out["enum"] = list(MODEL_TYPES)
         if f.name == "quantizations":
             out["items"] = quantization_schema()
         return out

@@ -70,7 +70,7 @@ def busy_cores(seconds: float = 0.5) -> float:
 def uses_chat_template(mode: bool | str, card: dict, bench) -> bool:
     """Whether a task's prompts go through the model's chat template.
 
-    "auto": only generative tasks of instruct/chat models that have a template (multiple
+    "auto": only generative tasks of instruct models (`model_type`) that have a template (multiple
     choice by log-likelihood is scored on raw text); True/False: every task or none.
     """
     has_template = bool(card.get("has_chat_template"))
@@ -78,7 +78,7 @@ def uses_chat_template(mode: bool | str, card: dict, bench) -> bool:
         raise ValueError(f"apply_chat_template: {card['model_id']} has no chat template; "
                          "use false or \"auto\"")
     if mode == "auto":
-        instruct = bool({"instruct", "chat"} & set(card.get("categories") or []))
+        instruct = card.get("model_type") == "instruct"
         return bench.generative and instruct and has_template
     return bool(mode)
 
@@ -93,10 +93,11 @@ def finished_record(run_path: Path, prep: PreparedTask, settings: dict) -> dict 
     return record if same else None
 
 
-def prepare_tasks(p) -> list[PreparedTask]:
-    """The run's tasks with their chosen items (generative tasks use `limit_generative`). The
-    standard suite first checks that the Hub is reachable: offline it fails within seconds."""
-    names = suites.suite_tasks(p.suite, p.tasks)
+def prepare_tasks(p, pillars: list[str] | None = None) -> list[PreparedTask]:
+    """The run's tasks of `pillars` (the card's categories; None: all) with their chosen items (generative
+    tasks use `limit_generative`). The standard suite first checks that the Hub is reachable: offline it
+    fails within seconds."""
+    names = suites.suite_tasks(p.suite, p.tasks, pillars)
     online = p.suite == "standard"
     if online and any(get_benchmark(n).lm_eval_task for n in names):
         wts.require_hub("suite: standard", standard.STANDARD_FIX)
@@ -117,7 +118,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
         harness.set_offline_env()
     started = time.time()
     settings = settings_of(p, card)
-    prepared = prepare_tasks(p)
+    prepared = prepare_tasks(p, card.get("categories"))
     records = {prep.bench.name: rec for prep in prepared
                if (rec := finished_record(run_path, prep, settings))}
     todo = [prep for prep in prepared if prep.bench.name not in records]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import artifacts, datapacks, paths
-from ..benchmarks import Benchmark, all_benchmarks, get_benchmark
+from ..benchmarks import PILLARS, Benchmark, all_benchmarks, get_benchmark
 
 EMBEDDED = ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
             "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2")
@@ -43,14 +43,18 @@ class PreparedTask:
     samples: dict[str, list[int]] | None = None  # standard suite: lm-eval (sub)task -> chosen document indices
 
 
-def suite_tasks(suite: str, tasks: list[str] | None = None) -> list[str]:
-    """Task names of `suite`, or the given subset (each must exist)."""
+def suite_tasks(suite: str, tasks: list[str] | None = None, pillars: list[str] | None = None) -> list[str]:
+    """Task names of `suite`, or the given subset (each must exist), keeping only those of `pillars` (a
+    submission's `categories`; None: every pillar)."""
     if suite not in SUITES:
         raise ValueError(f"suite: unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
     names = list(tasks) if tasks else list(SUITES[suite])
-    for name in names:
-        get_benchmark(name)
-    return names
+    kept = [name for name in names if get_benchmark(name).pillar in (PILLARS if pillars is None else pillars)]
+    if not kept:
+        raise ValueError(f"categories: the submission asks for pillars {', '.join(map(str, pillars))}, but none of "
+                         f"the run's tasks ({', '.join(names)}) is of them; add a pillar of those tasks to "
+                         "model.categories, or run tasks of its pillars (tasks: [...])")
+    return kept
 
 
 def source_files(bench: Benchmark) -> tuple[Path, list[Path]]:
