@@ -1,6 +1,7 @@
 """A synthetic study for the site tests: run folders (results.json, samples, notebooks) of several
-models on real benchmark names (one of them in three quantizations), and the registry the aggregate
-stage builds from them.
+models on real benchmark names (one of them in three quantizations, one on fewer tasks: its own track),
+and the registry the aggregate stage builds from them. `write_protocol_study` is another: two models,
+each run under the protocols of params/default.yaml, micro.yaml and quick.yaml (three tracks).
 
 Per-item values are drawn with a seeded generator and the task records are computed from them,
 so intervals, paired tests, badges and DISPUTED come out of the real `build_registry`.
@@ -11,8 +12,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from slmlib import artifacts
+from slmlib import artifacts, params, paths
 from slmlib.benchmarks import get_benchmark
+from slmlib.aggregate import tracks
 from slmlib.aggregate.registry import build_registry
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
@@ -40,12 +42,14 @@ MODELS = {
 SMOL_QUANTIZATIONS = [{"name": "F32", "convert": "F32"}, {"name": "BF16", "convert": "BF16"}, {"name": "Q4_1"}]
 BYTES_PER_PARAMETER = {"F32": 4.0, "BF16": 2.0, "Q8_0": 1.06, "Q4_1": 0.63, "Q4_K_M": 0.6}
 STAGE_NOTEBOOKS = ("01_detect", "02_evaluate", "03_aggregate", "04_publish")
+PROTOCOLS = ("default.yaml", "micro.yaml", "quick.yaml")  # params files of the protocol study
+PROTOCOL_MODELS = ("smol-f32", "qwen-05b")  # the protocol study's models
 
 
-def sample_rows(task: str, n_choices: int, skill: float, rng: random.Random) -> list[dict]:
+def sample_rows(task: str, n_choices: int, skill: float, rng: random.Random, n: int = N_ITEMS) -> list[dict]:
     """Per-item log rows in the evaluate stage's format (log-likelihoods or generated text)."""
     rows = []
-    for i in range(N_ITEMS):
+    for i in range(n):
         good = rng.random() < skill
         if n_choices:
             target = i % n_choices
@@ -66,13 +70,18 @@ def sample_rows(task: str, n_choices: int, skill: float, rng: random.Random) -> 
     return rows
 
 
-def task_record(task: str, rows: list[dict]) -> dict:
+def choices(task: str) -> int:
+    """Answer choices of a task in the synthetic logs (0: generative)."""
+    return TASKS.get(task, 0 if get_benchmark(task).generative else 4)
+
+
+def task_record(task: str, rows: list[dict], n_fewshot: int = 0) -> dict:
     bench = get_benchmark(task)
     raw = sum(r["value"] for r in rows) / len(rows)
-    n_choices = TASKS[task]
+    n_choices = choices(task)
     return {"task": task, "pillar": bench.pillar, "metric": bench.metric, "raw": raw,
             "score": bench.score(raw) if bench.score else raw, "baseline": 1 / n_choices if n_choices and
-            task != "crows_pairs" else 0.0, "stderr": 0.05, "n": len(rows), "n_total": 1000, "n_fewshot": 0,
+            task != "crows_pairs" else 0.0, "stderr": 0.05, "n": len(rows), "n_total": 1000, "n_fewshot": n_fewshot,
             "item_ids": [r["item_id"] for r in rows], "data_sha256": "d" * 64, "outputs_sha256": "e" * 64,
             "pack": bench.pack, "seconds": 12.5, "apply_chat_template": False}
 
@@ -122,6 +131,38 @@ def write_study(runs_dir: Path) -> dict:
                 artifacts.write_jsonl(folder / "samples" / f"{task}.jsonl", task_rows)
             for nb in STAGE_NOTEBOOKS:
                 artifacts.write_text_atomic(folder / "notebooks" / f"{nb}.ipynb", "{}")
+            runs.append(run)
+            samples[run["run_id"]] = rows
+    return build_registry(runs, samples=samples, resamples=200)
+
+
+def protocol_run(key: str, params_file: str) -> tuple[dict, dict[str, list[dict]]]:
+    """A run of MODELS[key] under the protocol of params/<params_file>, read at run time: the suite's
+    tasks (or the file's subset) with their few-shot counts, its limits, seed and chat-template policy."""
+    p = params.load(paths.PARAMS_DIR / params_file)
+    proto = tracks.params_protocol(p)
+    run, _ = make_run(key, 0, seed=p.seed)
+    rng = random.Random(f"{key}:{params_file}")
+    skill = MODELS[key][7]
+    samples = {t: sample_rows(t, choices(t), skill, rng, p.limit_for(get_benchmark(t).generative))
+               for t in proto["tasks"]}
+    run.update(run_id=f"{key}__{params_file.split('.')[0]}", suite=p.suite, limit=p.limit,
+               limit_generative=p.limit_generative, settings={**run["settings"], "apply_chat_template": p.apply_chat_template},
+               tasks={t: task_record(t, rows, get_benchmark(t).num_fewshot) for t, rows in samples.items()})
+    return run, samples
+
+
+def write_protocol_study(runs_dir: Path) -> dict:
+    """PROTOCOL_MODELS each run under the protocol of every file of PROTOCOLS (folders under `runs_dir`);
+    return the registry built from them: three tracks of two entries."""
+    runs, samples = [], {}
+    for key in PROTOCOL_MODELS:
+        for params_file in PROTOCOLS:
+            run, rows = protocol_run(key, params_file)
+            folder = Path(runs_dir) / run["run_id"]
+            artifacts.write_json(folder / "results.json", run)
+            for task, task_rows in rows.items():
+                artifacts.write_jsonl(folder / "samples" / f"{task}.jsonl", task_rows)
             runs.append(run)
             samples[run["run_id"]] = rows
     return build_registry(runs, samples=samples, resamples=200)

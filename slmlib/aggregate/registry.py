@@ -57,8 +57,8 @@ def entry_id(run: dict) -> str:
 def group_runs(runs: list[dict]) -> tuple[dict[tuple, list[dict]], list[dict]]:
     """Runs by `group_key` (each group sorted by run_id) and the runs rejected for conflicting data.
 
-    A run whose task was evaluated on other data or items than the same task in an earlier run
-    of its group cannot be one of its repeats.
+    A run whose task was evaluated on other data or items (or with another few-shot count) than the same
+    task in an earlier run of its group cannot be one of its repeats.
     """
     groups: dict[tuple, list[dict]] = {}
     rejected = []
@@ -69,15 +69,16 @@ def group_runs(runs: list[dict]) -> tuple[dict[tuple, list[dict]], list[dict]]:
         if clash:
             rejected.append({"run_id": run["run_id"], "source": f"runs/{run['run_id']}",
                              "reason": f"task {clash[0]}: other data or items than run {clash[1]} of the "
-                                       "same weights, suite, limits, seed and settings"})
+                                       "same weights, suite, limits, seed and settings (data digest, item ids "
+                                       "and few-shot count must match)"})
         else:
             group.append(run)
     return {k: g for k, g in groups.items() if g}, rejected
 
 
 def _items(task: dict) -> tuple:
-    """What makes two evaluations of a task comparable item by item: data digest and item ids."""
-    return task.get("data_sha256"), tuple(task.get("item_ids") or ())
+    """What makes two evaluations of a task comparable item by item: data digest, item ids and few-shot count."""
+    return task.get("data_sha256"), tuple(task.get("item_ids") or ()), protocols.shots(task.get("n_fewshot"))
 
 
 def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, samples: dict | None = None,

@@ -20,6 +20,7 @@ from ..benchmarks import get_benchmark
 
 DEFAULT_PARAMS = "default.yaml"  # in params/: its protocol is the default track
 LISTED_TASKS = 3  # a task set this small is named task by task, a larger one by its size
+MAX_ID = 56  # characters of a track id (the registry schema allows 64)
 CHAT_TEMPLATE = {"auto": None, True: "chat template always", False: "chat template never",
                  None: "chat template not recorded"}  # the name's word on the policy ("auto" says nothing)
 
@@ -71,12 +72,14 @@ def default_protocol(path: Path | None = None) -> dict:
 
 
 def track_id(proto: dict) -> str:
-    """`<suite>-<n>t-<limit>-<generative limit>-s<seed>-<6 hex of the protocol's digest>`, URL-safe."""
+    """`<suite>-<n>t-<limit>-<generative limit>-s<seed>-<6 hex of the protocol's digest>`, URL-safe, at most
+    `MAX_ID` characters (a readable part too long for it is cut; the digest keeps ids apart)."""
     digest = hashlib.sha256(artifacts.dumps(proto).encode()).hexdigest()[:6]
     suite = re.sub(r"[^a-z0-9]+", "-", str(proto["suite"]).lower()).strip("-")[:16] or "suite"
     limit = lambda n: "all" if n is None else str(n)  # noqa: E731
-    return (f"{suite}-{len(proto['tasks'])}t-{limit(proto['limit'])}-{limit(proto['limit_generative'])}"
-            f"-s{proto['seed']}-{digest}")
+    readable = (f"{suite}-{len(proto['tasks'])}t-{limit(proto['limit'])}-{limit(proto['limit_generative'])}"
+                f"-s{proto['seed']}")
+    return f"{readable[:MAX_ID - 7].rstrip('-')}-{digest}"
 
 
 def track_name(proto: dict) -> str:
