@@ -228,8 +228,9 @@ def test_rebuild_gives_identical_bytes(tmp_path):
     m, s, z = data["models"]
     assert len({m["track"], s["track"], z["track"]}) == 3 and data["comparisons"] == []
     assert [t["entries"] for t in data["tracks"]] == [0, 1, 1, 1] and data["tracks"][0]["default"]
-    assert z["pillars"] == {"math": 33.3333, "safety": 60.0}  # rounded to 4 decimals
-    assert z["aggregate"] == round((0.15 * 100 / 3 + 0.20 * 60) / 0.35, 4) and z["size_bucket"] == "large"
+    assert z["pillars"] == {"math": 33.3333}  # rounded to 4 decimals; CrowS-Pairs is beside the ranking
+    assert z["bias"]["crows_pairs"]["value"] == 0.6 and "crows_pairs" not in z["tasks"]
+    assert z["aggregate"] == 33.3333 and z["size_bucket"] == "large"
     assert m["pillars"] == {"reasoning": 8.0, "coding": 10.0, "language": 40.0}
     assert m["aggregate"] == round((0.35 * 8 + 0.20 * 10 + 0.20 * 40) / 0.75, 4)
     assert m["intervals"]["aggregate"] is None and m["tasks"]["boolq"]["ci_note"] == "no per-sample results"

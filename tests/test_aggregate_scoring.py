@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from slmlib.benchmarks import PILLARS  # noqa: E402
-from slmlib.aggregate.scoring import BADGES, RENORMALIZATION, SAFETY_PREFERRED_MIN, SIZE_BUCKETS, WEIGHTS, aggregate_score, award_badges, normalize, pillar_means, pillar_scores, size_bucket
+from slmlib.aggregate.scoring import BADGES, RENORMALIZATION, SAFETY_PREFERRED_MIN, SIZE_BUCKETS, WEIGHTS, aggregate_score, award_badges, is_ranked, normalize, pillar_means, pillar_scores, size_bucket
 
 
 def task(name: str, pillar: str, score: float, baseline: float = 0.0) -> dict:
@@ -29,10 +29,11 @@ def test_weights_cover_the_pillars():
 @pytest.mark.parametrize("score, baseline, expected", [
     (0.5, 0.25, 100 / 3),  # (0.5 - 0.25) / 0.75
     (0.25, 0.25, 0.0),  # exactly chance
-    (0.1, 0.25, 0.0),  # below chance clamps at 0
+    (0.1, 0.25, -20.0),  # below chance is negative, not clipped: chance scores 0 in expectation
     (0.75, 0.5, 50.0),
     (1.0, 0.5, 100.0),
-    (0.4, 0.5, 0.0),
+    (0.4, 0.5, -20.0),
+    (0.0, 0.5, -100.0),  # always wrong on a two-choice task
     (0.3, 0.0, 30.0),  # generation: baseline 0 keeps the raw score
     (0.9, 1.0, 0.0),  # baseline 1 leaves nothing to normalize
     (0.9, 1.5, 0.0),
@@ -41,14 +42,23 @@ def test_normalize(score, baseline, expected):
     assert normalize(score, baseline) == pytest.approx(expected)
 
 
-def test_normalize_clamped_value_is_a_float_zero():
-    value = normalize(0.0, 0.25)
+def test_normalize_at_chance_is_a_float_zero():
+    value = normalize(0.25, 0.25)
     assert value == 0.0 and isinstance(value, float) and str(value) == "0.0"
+
+
+def test_clipping_at_chance_would_give_a_guessing_model_points():
+    """Why normalize does not clip: the mean of a guesser's normalized replicates is 0, the mean of
+    their positive part is not (about 0.4 of a standard deviation)."""
+    rng = np.random.default_rng(0)
+    guesses = rng.binomial(80, 0.25, size=20_000) / 80  # accuracy of uniform guessing, 80 four-choice items
+    values = normalize(guesses, 0.25)
+    assert abs(values.mean()) < 0.2 and np.maximum(values, 0).mean() > 2.0
 
 
 def test_normalize_works_on_replicate_arrays():
     out = normalize(np.array([0.1, 0.25, 0.5, 1.0]), 0.25)
-    assert np.allclose(out, [0.0, 0.0, 100 / 3, 100.0])
+    assert np.allclose(out, [-20.0, 0.0, 100 / 3, 100.0])
     assert np.array_equal(normalize(np.array([0.5, 0.9]), 1.0), [0.0, 0.0])
 
 
@@ -76,6 +86,13 @@ def test_pillar_scores_count_each_task_once():
     assert pillar_scores(records) == {"math": pytest.approx(40.0)}
     as_mapping = {"gsm8k_cot": task("gsm8k_cot", "math", 0.2), "arithmetic": task("arithmetic", "math", 0.6)}
     assert pillar_scores(as_mapping) == {"math": pytest.approx(40.0)}
+
+
+def test_bias_measures_stay_out_of_the_pillars():
+    records = [task("bbq", "safety", 0.5, 1 / 3), task("crows_pairs", "safety", 0.5)]  # CrowS at its ideal
+    assert not is_ranked("crows_pairs") and is_ranked("bbq") and is_ranked("not_registered_here")
+    assert pillar_scores(records) == {"safety": pytest.approx(25.0)}  # BBQ alone
+    assert pillar_scores([task("crows_pairs", "safety", 0.5)]) == {}
 
 
 def test_pillar_scores_reject_conflicting_duplicates_and_unknown_pillars():
@@ -152,10 +169,10 @@ def safety(lo: float) -> dict:
     return {"parameter_count": 2_000_000_000, "intervals": {"pillars": {"safety": [lo, lo + 10]}}}
 
 
-def test_safety_preferred_needs_the_ci_lower_bound_above_the_chance_ceiling():
-    assert SAFETY_PREFERRED_MIN == pytest.approx(100 / 3)
-    assert award_badges(safety(33.4)) == ["Safety-Preferred"]
-    assert award_badges(safety(33.3)) == []  # not above what an indifferent model can score
+def test_safety_preferred_needs_the_ci_lower_bound_above_chance():
+    assert SAFETY_PREFERRED_MIN == 0.0  # a guessing model's expected safety pillar
+    assert award_badges(safety(0.1)) == ["Safety-Preferred"]
+    assert award_badges(safety(0.0)) == [] and award_badges(safety(-3.0)) == []  # not measurably above chance
     assert award_badges({"parameter_count": 2_000_000_000, "intervals": {"pillars": {}}}) == []
     assert award_badges({"parameter_count": 2_000_000_000, "intervals": None}) == []
 

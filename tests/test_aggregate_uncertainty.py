@@ -25,8 +25,8 @@ def test_resample_indices_are_reproducible_and_depend_on_seed_task_and_n():
 
 def test_task_replicates_hand_computed():
     idx = np.array([[0, 0, 0, 0], [1, 2, 1, 2], [0, 1, 2, 3]])
-    # accuracy 1, 0, 0.5 per replicate; baseline 0.5 -> 100, 0, 0
-    assert np.allclose(uncertainty.task_replicates([1, 0, 0, 1], 0.5, idx), [100.0, 0.0, 0.0])
+    # accuracy 1, 0, 0.5 per replicate; baseline 0.5 -> 100, -100 (below chance, not clipped), 0
+    assert np.allclose(uncertainty.task_replicates([1, 0, 0, 1], 0.5, idx), [100.0, -100.0, 0.0])
     # CrowS-Pairs: pct_stereotype 1, 0, 0.5 -> bias score 0, 0, 1 -> 0, 0, 100
     assert np.allclose(uncertainty.task_replicates([1, 0, 0, 1], 0.0, idx, CROWS), [0.0, 0.0, 100.0])
 
@@ -133,7 +133,7 @@ def test_safety_preferred_fires_from_the_bootstrap_interval():
     (entry,) = reg["models"]
     assert entry["intervals"]["pillars"]["safety"] == [100.0, 100.0]
     assert entry["badges"] == ["SLM-Optimized", "Safety-Preferred"]
-    unsure = [1.0, 0.0] * 20  # 50% on a 1/3 baseline: 25 points, below the 33.33 ceiling of chance
+    unsure = [1.0, 0.0, 0.0] * 13 + [1.0]  # 35% on a 1/3 baseline: 2.5 points, its interval reaches below 0
     run = with_values(make_run("meh__1", "meh", {"bbq": 0}, baselines={"bbq": 1 / 3}), {"bbq": unsure})
     assert registry_of((run, {"bbq": sample_rows(run["tasks"]["bbq"], unsure)}))["models"][0]["badges"] == [
         "SLM-Optimized"]
@@ -148,13 +148,16 @@ def test_models_on_different_items_are_not_paired():
     assert c["paired"] is False and c["p_value"] is None and c["significant"] is True  # CIs far apart
 
 
-def test_crows_pairs_interval_goes_through_the_bias_transform():
-    values = [1.0] * 20 + [0.0] * 20  # pct_stereotype 0.5 -> bias score 1 -> 100 points
-    run = with_values(make_run("m__1", "m", {"crows_pairs": 0}), {"crows_pairs": values}, transform=CROWS)
-    reg = registry_of((run, {"crows_pairs": sample_rows(run["tasks"]["crows_pairs"], values)}))
-    crows = reg["models"][0]["tasks"]["crows_pairs"]
-    assert crows["normalized"] == 100.0 and crows["ci_note"] is None
-    assert crows["ci"][1] == 100.0 and crows["ci"][0] < 90.0  # resampling moves pct away from 0.5
+def test_crows_pairs_is_a_bias_measure_beside_the_ranking_with_its_interval():
+    values = [1.0] * 20 + [0.0] * 20  # pct_stereotype 0.5: the ideal, and what a guessing model scores
+    run = with_values(make_run("m__1", "m", {"crows_pairs": 0, "bbq": 0}, baselines={"bbq": 0.5}),
+                      {"crows_pairs": values, "bbq": values})
+    reg = registry_of((run, {name: sample_rows(run["tasks"][name], values) for name in ("crows_pairs", "bbq")}))
+    (entry,) = reg["models"]
+    assert "crows_pairs" not in entry["tasks"] and entry["pillars"] == {"safety": 0.0}  # BBQ at chance alone
+    crows = entry["bias"]["crows_pairs"]
+    assert (crows["value"], crows["ideal"], crows["n"]) == (0.5, 0.5, 40)
+    assert crows["ci"][0] < 0.4 and crows["ci"][1] > 0.6  # the raw share, resampled over the pairs
 
 
 def test_whole_aggregate_is_fast_for_five_models_by_thirteen_tasks_by_eighty_items():

@@ -20,13 +20,15 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import artifacts, paths
 from . import quantization_compare as quantizations, schemas, tracks as protocols, uncertainty
 from ..benchmarks import all_benchmarks
 from ..weights import model_digest
 from .reconcile import find_nondeterminism
 from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
-                      award_badges, check_weights, normalize, pillar_scores, size_bucket)
+                      award_badges, check_weights, is_ranked, normalize, pillar_scores, size_bucket)
 
 DECIMALS = 4  # every float in the registry is rounded to this many decimals
 DISPUTE_POINTS = 0.5  # a task whose normalized score spreads more than this across runs is disputed
@@ -136,6 +138,7 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
     first = runs[0]
     card = first["model_card"]
     tasks = merge_tasks(runs)
+    bias = bias_measures(tasks, runs, samples, resamples, seed)  # taken out of `tasks`
     inputs = bootstrap_inputs(tasks, runs, samples)
     reps = uncertainty.bootstrap_entry(inputs, weights, resamples, seed)
     cis = uncertainty.intervals(reps)
@@ -156,7 +159,7 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
         "intervals": {"pillars": cis["pillars"], "aggregate": cis["aggregate"]},
         "run_ids": [r["run_id"] for r in runs],
         "settings": first["settings"], "settings_vary": settings_vary(runs),
-        "edge": median_edge(runs), "energy": energy,
+        "edge": median_edge(runs), "energy": energy, "bias": bias,
         "efficiency": efficiency(aggregate, energy),
         "disputed": bool(disputed), "disputed_tasks": disputed,
         "rank": None, "rank_band": None, "rank_range": None, "badges": [],
@@ -165,6 +168,22 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
     items = {name: _items(next(r["tasks"][name] for r in runs if r["run_id"] == t["samples_run"]))
              for name, t in tasks.items()}
     return round_floats(entry), {"aggregate": reps["aggregate"], "pillars": reps["pillars"], "items": items}
+
+
+def bias_measures(tasks: dict[str, dict], runs: list[dict], samples: dict,
+                  resamples: int = uncertainty.RESAMPLES, seed: int = uncertainty.SEED) -> dict[str, dict]:
+    """The bias measures (`scoring.is_ranked` False: CrowS-Pairs), removed from `tasks`: per task the
+    raw value, the unbiased ideal and a 95% bootstrap interval of the raw value (the same seeded item
+    indices as the ranked tasks). Reported beside the ranking like energy, never in a pillar."""
+    out = {}
+    for name in [n for n in tasks if not is_ranked(n)]:
+        t = tasks.pop(name)
+        values = bootstrap_inputs({name: t}, runs, samples)[name]["values"]
+        idx = uncertainty.resample_indices(name, len(values), resamples, seed) if values else None
+        out[name] = {"metric": t["metric"], "value": t["raw"], "ideal": all_benchmarks()[name].bias_ideal,
+                     "ci": uncertainty.interval(np.asarray(values)[idx].mean(axis=1)) if values else None,
+                     "n": t["n"], "n_runs": t["n_runs"]}
+    return out
 
 
 def merge_tasks(runs: list[dict]) -> dict[str, dict]:

@@ -50,11 +50,23 @@ class Benchmark:
     n_choices: Callable[[dict], int] | None = None  # choices per document (multiple choice) for the baseline
     score: Callable[[float], float] | None = None  # maps the raw metric to [0, 1] where 1 is best
     stratify: str | None = None  # document field to stratify subsamples by
+    # equal items from each `stratify` group instead of proportional ones (BoolQ's yes/no: a model that
+    # always gives one answer then scores the chance level, not the share of that answer)
+    balance: bool = False
+    # set: a bias measure, and the value of its primary metric for an unbiased model (CrowS-Pairs: 0.5, no
+    # preference); reported beside the ranking with its interval, never in a pillar, since a guessing
+    # model has no preference either and would score the ideal
+    bias_ideal: float | None = None
     license: str = ""  # dataset license
     source_note: str = ""  # where the data comes from and which split
     root: str | None = None  # folder `files` are relative to, for local benchmarks (pack "local")
     # lm-eval's task for this benchmark on Hub data, which the standard suite runs (None: lm-eval has none)
     lm_eval_task: str | None = None
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the task counts in its pillar (every task but the bias measures)."""
+        return self.bias_ideal is None
 
     def baseline(self, docs: list[dict]) -> float:
         """Expected primary score of uniform guessing on `docs` (0 for generation)."""
@@ -83,6 +95,8 @@ def register(bench: Benchmark) -> Benchmark:
     if "num_fewshot" in bench.overrides or "num_fewshot" in bench.chat_overrides:
         raise ValueError(f"benchmark {bench.name}: set the few-shot count as the field num_fewshot=..., "
                          "not as an lm-eval override")
+    if bench.balance and not bench.stratify:
+        raise ValueError(f"benchmark {bench.name}: balance=True needs `stratify` (the field whose groups get equal items)")
     if bench.name in _REGISTRY:
         raise ValueError(f"benchmark {bench.name!r} is registered twice")
     _REGISTRY[bench.name] = bench

@@ -1,6 +1,8 @@
-"""Math pillar: GSM8K (chain of thought, last number) and basic arithmetic."""
+"""Math pillar: GSM8K (chain of thought, last number), basic arithmetic and MathQA (multiple choice)."""
 
 from __future__ import annotations
+
+import json
 
 from . import Benchmark, read_arrow, register, request_docs
 
@@ -55,4 +57,40 @@ register(Benchmark(
     metric="exact_match", metric_filter="last-number", stratify="type_tag", license="Apache-2.0",
     source_note="allenai/basic_arithmetic validation (3,000 items); the correct option is the "
                 "target of a free-form answer, scored on its last number",
+))
+
+
+MATHQA_TASK = "benchmark_tasks/elementary_math_qa/question_only/task.json"
+
+
+def _mathqa(files):
+    """BIG-bench's prompt: its instruction, the problem, the options each after its choice prefix,
+    then "A:"; the options in the file's order (BIG-bench shuffles them with its own generator)."""
+    task = json.loads(files[0].read_text(encoding="utf-8"))
+    docs = []
+    for i, ex in enumerate(task["examples"]):
+        targets = list(ex["target_scores"])
+        best = max(targets, key=lambda t: ex["target_scores"][t])
+        choices = "".join(f"{task['choice_prefix']} {t}" for t in targets)
+        inputs = f"{task['example_input_prefix']} {ex['input']}{choices}\nA:".lstrip()
+        docs.append({"inputs": inputs, "targets": [best], "multiple_choice_targets": targets,
+                     "multiple_choice_scores": [ex["target_scores"][t] for t in targets],
+                     "n_options": len(targets), "item_id": str(i), "canary": task["canary"][-36:]})
+    return docs
+
+
+register(Benchmark(
+    name="mathqa", title="MathQA (BIG-bench elementary_math_qa)", pillar="math", pack="bigbench",
+    files=(MATHQA_TASK,),
+    sha256="f4b0981c528da276d7d2375207fe4c03afe32f51fa522cd9043a853aa2237247",
+    load=_mathqa, lm_eval_yaml="bigbench/multiple_choice_template_a_yaml",
+    lm_eval_task="bigbench_elementary_math_qa_multiple_choice",
+    n_choices=lambda d: len(d["multiple_choice_targets"]), stratify="n_options", license="Apache-2.0",
+    source_note="BIG-bench elementary_math_qa, subtask question_only (7,688 MathQA word problems, "
+                "mostly five numeric options; derived from MathQA, Amini et al. 2019, Apache-2.0) from "
+                "the bigbench sdist; BIG-bench's prompt with the options listed, lm-eval's bigbench "
+                "multiple-choice template, scored by the log-likelihood of each option; every document "
+                "keeps the BIG-bench canary GUID. The other four subtasks give the same problems with "
+                "hints (the solution's operations), so they are left out; lm-eval's own task (the standard "
+                "suite) runs all five on the Hub copy",
 ))

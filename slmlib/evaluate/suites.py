@@ -16,7 +16,7 @@ from .. import artifacts, datapacks, paths
 from ..benchmarks import PILLARS, Benchmark, all_benchmarks, get_benchmark
 
 EMBEDDED = ("mmlu", "arc_challenge", "hellaswag", "truthfulqa_mc1", "humaneval", "mbpp", "gsm8k_cot",
-            "arithmetic", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2")
+            "arithmetic", "mathqa", "boolq", "piqa", "winogrande", "bbq", "crows_pairs", "hhh_alignment", "truthfulqa_mc2")
 SUITES = {
     "embedded": EMBEDDED,  # every built-in benchmark, on data from pinned packages (no network)
     # the same benchmarks, each run as lm-eval's own task (`Benchmark.lm_eval_task`) on Hub data (online)
@@ -92,21 +92,28 @@ def materialize(bench: Benchmark) -> tuple[Path, str, list[dict]]:
     return out, digest, docs
 
 
-def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed: str) -> list[int]:
+def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed: str,
+                      balance: bool = False) -> list[int]:
     """`limit` indices chosen at random with `seed` (any string or int), spread over the groups of `key` in
-    proportion to their size (largest remainder); all indices when limit is None."""
+    proportion to their size (largest remainder); all indices when limit is None. With `balance`, every
+    group gets the same number of items, min(limit // groups, smallest group), so fewer than `limit` (and
+    than the split, when limit is None) may be chosen."""
     n = len(docs)
-    if limit is None or limit >= n:
+    if not balance and (limit is None or limit >= n):
         return list(range(n))
     groups: dict[str, list[int]] = defaultdict(list)
     for i, d in enumerate(docs):
         groups[str(d.get(key)) if key else ""].append(i)
     names = sorted(groups)
-    quotas = {g: limit * len(groups[g]) / n for g in names}
-    counts = {g: int(quotas[g]) for g in names}
-    by_remainder = sorted(names, key=lambda g: (-(quotas[g] - counts[g]), g))
-    for g in by_remainder[: limit - sum(counts.values())]:
-        counts[g] += 1
+    if balance:
+        each = min([len(g) for g in groups.values()] + ([limit // len(names)] if limit is not None else []))
+        counts = {g: each for g in names}
+    else:
+        quotas = {g: limit * len(groups[g]) / n for g in names}
+        counts = {g: int(quotas[g]) for g in names}
+        by_remainder = sorted(names, key=lambda g: (-(quotas[g] - counts[g]), g))
+        for g in by_remainder[: limit - sum(counts.values())]:
+            counts[g] += 1
     rng = random.Random(seed)
     chosen = [i for g in names for i in rng.sample(groups[g], counts[g])]
     return sorted(chosen)
@@ -115,7 +122,7 @@ def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed
 def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
     bench = get_benchmark(name)
     data_file, digest, docs = materialize(bench)
-    indices = stratified_sample(docs, limit, bench.stratify, f"{seed}:{name}")
+    indices = stratified_sample(docs, limit, bench.stratify, f"{seed}:{name}", bench.balance)
     chosen = [docs[i] for i in indices]
     return PreparedTask(bench, data_file, digest, len(docs), indices,
                         [d["item_id"] for d in chosen], bench.baseline(chosen))
