@@ -234,8 +234,8 @@ def reply(result: Intake, p: params.StudyParams | None = None) -> str:
         rows = [f"{k}: {', '.join(map(str, card[k])) if isinstance(card[k], list) else card[k]}"
                 for k in CARD_FIELDS if card.get(k) not in (None, "", [])]
         weights = card["weights"]
-        rows.append(f"weights: {weights['kind']} {weights['path']} @ {weights.get('revision')} "
-                    f"(sha256 {str(weights['sha256'])[:16]}…)")
+        at = f" @ {weights['revision']}" if weights.get("revision") else ""
+        rows.append(f"weights: {weights['kind']} {weights['path']}{at} (sha256 {str(weights['sha256'])[:16]}…)")
         out += ["### Detected card", "", fenced(rows), ""]
     estimate = result.report.estimate
     if estimate:
