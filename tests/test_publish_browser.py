@@ -1,8 +1,10 @@
 """The published site in headless Chromium (Debian's `chromium`, driven by Playwright for Python).
 
 The site is built from the synthetic study (tests/site_study.py: seven models, a hostile name,
-a DISPUTED entry, ties, three quantizations of one model) and opened as files; one test serves it
-from a local static server. Expectations are computed from the registry, so setting
+a DISPUTED entry, ties, three quantizations of one model, one model on fewer tasks in its own track) and
+opened as files; one test serves it from a local static server. The protocol study (two models, each run
+under params/default.yaml, micro.yaml and quick.yaml: three tracks) checks that no ranking, filter or
+compare page mixes tracks. Expectations are computed from the registry, so setting
 SLM_SITE_OUTPUTS to an outputs folder (registry.json + runs/) runs the generic tests on that
 study's real site too. Every page load fails the test on a script error, a dialog, or a request
 that leaves the machine.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from site_study import HOSTILE_FAMILY, HOSTILE_NAME, write_study
+from site_study import HOSTILE_FAMILY, HOSTILE_NAME, write_protocol_study, write_study
 from slmlib import artifacts
 from slmlib import publish
 from slmlib.publish.site import browser, data
@@ -93,15 +95,17 @@ def visible_ids(page) -> list[str]:
     return page.eval_on_selector_all("#board tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.id)")
 
 
-def primaries(site) -> list[dict]:
-    """The groups' primary entry views in registry (rank) order: the rows shown by default."""
+def primaries(site, track: str | None = None) -> list[dict]:
+    """The primary entry views of one track's groups (default: the track shown first) in registry (rank)
+    order: the rows shown by default."""
     d = site["data"]
-    return [d["entries"][g["primary"]] for g in d["groups"]]
+    track = track or d["shown_track"]
+    return [d["entries"][g["primary"]] for g in d["groups"] if g["track"] == track]
 
 
-def expected_order(site, key, desc: bool) -> list[str]:
-    """Primary ids sorted like the page: missing values last, ties in registry order."""
-    rows = primaries(site)
+def expected_order(site, key, desc: bool, track: str | None = None) -> list[str]:
+    """Primary ids of one track sorted like the page: missing values last, ties in registry order."""
+    rows = primaries(site, track)
     order = {v["entry_id"]: i for i, v in enumerate(rows)}
 
     def value(v):
@@ -124,20 +128,21 @@ def test_rows_match_the_registry(session, site):
         cells = page.eval_on_selector_all(f'#board tr[data-id="{v["entry_id"]}"] td', "tds => tds.map(t => t.innerText)")
         assert cells[1].split()[0] == str(v["rank"] if v["rank"] is not None else "\u2014")
         assert cells[2].splitlines()[0] == v["name"]
-        assert cells[3] == v["family"] and cells[4] == v["parameters"]
-        assert cells[6].split()[0] == ("\u2014" if v["aggregate"] is None else f"{v['aggregate']:.1f}")
+        assert " ".join(cells[3].split()) == v["track_name"] and v["track"] == site["data"]["shown_track"]
+        assert cells[4].split()[0] == ("\u2014" if v["aggregate"] is None else f"{v['aggregate']:.1f}")
+        assert cells[5] == v["family"] and cells[6] == v["parameters"]
         for i, p in enumerate(site["data"]["pillars"]):
             score = v["pillars"].get(p)
-            assert cells[7 + i] == ("\u2014" if score is None else f"{score:.1f}")
-        assert cells[12].split() == v["badges"]
-        assert cells[13] == v["license"]
+            assert cells[8 + i] == ("\u2014" if score is None else f"{score:.1f}")
+        assert cells[13].split() == v["badges"]
+        assert cells[14] == v["license"]
         assert ("DISPUTED" in cells[2]) == v["disputed"]
         if v["source_url"]:
             assert page.get_attribute(f'#board tr[data-id="{v["entry_id"]}"] a.repo', "href") == v["source_url"]
 
 
 def test_variants_expand_under_their_model(session, site):
-    groups = [g for g in site["data"]["groups"] if g["variants"]]
+    groups = [g for g in site["data"]["groups"] if g["variants"] and g["track"] == site["data"]["shown_track"]]
     if not groups:
         pytest.skip("no model with several entries in this registry")
     page = open_page(session, site, "index.html")
@@ -150,7 +155,7 @@ def test_variants_expand_under_their_model(session, site):
     assert button.get_attribute("aria-expanded") == "true"
     entries = site["data"]["entries"]
     for entry_id in [g["primary"], *g["variants"]]:  # each row names its quantization
-        quant = page.inner_text(f'#board tr[data-id="{entry_id}"] td:nth-child(6)')
+        quant = page.inner_text(f'#board tr[data-id="{entry_id}"] td:nth-child(8)')
         assert quant == (entries[entry_id]["quantization_label"] or "\u2014")
     names = ", ".join(dict.fromkeys(entries[v]["quantization_label"] or "\u2014" for v in g["variants"]))
     assert button.get_attribute("title").endswith(": " + names)
@@ -363,7 +368,7 @@ def test_hostile_model_name_renders_as_text(session, site):
     page = open_page(session, site, "index.html")
     row = f'#board tr[data-id="{evil["entry_id"]}"]'
     assert page.inner_text(f"{row} a.model-link") == HOSTILE_NAME
-    assert page.inner_text(f"{row} td:nth-child(4)") == HOSTILE_FAMILY
+    assert page.inner_text(f"{row} td:nth-child(6)") == HOSTILE_FAMILY
     page.fill("#q", "<img src=x")
     assert visible_ids(page) == [evil["entry_id"]]
     for target, fragment in ((f"model/{evil['slug']}.html", ""), ("compare.html", "m=" + evil["entry_id"] + ","
@@ -388,6 +393,151 @@ def test_pages_fit_a_phone_screen(chromium, site):
         assert width <= 390, f"{target} is {width}px wide on a 390px screen"
     s.check()
     s.context.close()
+
+
+def test_a_phone_first_screen_shows_rank_model_track_and_aggregate(chromium, site):
+    """On a 390 px phone the leaderboard opens with rank, model, track and aggregate of every row inside
+    the screen, without scrolling sideways (family and the rest follow to the right)."""
+    s = Session(chromium, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    s.page.goto(browser.page_url(site["dir"], "index.html"))
+    heads = s.page.eval_on_selector_all("#board thead th", "ths => ths.map(t => t.innerText.trim())")
+    assert heads[1:5] == ["Rank", "Model", "Track", "Aggregate [95% CI]"]
+    for v in primaries(site)[:4]:
+        boxes = s.page.eval_on_selector_all(
+            f'#board tr[data-id="{v["entry_id"]}"] td', "tds => tds.slice(1, 5).map(t => t.getBoundingClientRect().right)")
+        assert max(boxes) <= 390, (v["name"], boxes)
+        assert s.page.is_visible(f'#board tr[data-id="{v["entry_id"]}"] span.track')
+    assert s.page.evaluate("document.querySelector('#board').closest('.scroll').scrollLeft") == 0
+    s.check()
+    s.context.close()
+
+
+@pytest.fixture(scope="module")
+def tracks_site(tmp_path_factory):
+    """The protocol study's registry and site: two models, each under three protocols (three tracks)."""
+    root = tmp_path_factory.mktemp("tracks")
+    registry = write_protocol_study(root / "outputs" / "runs")
+    site_dir = root / "reports" / "site"
+    publish.write_site(registry, site_dir, root / "outputs" / "runs", root / "reports", progress=False)
+    return {"kind": "tracks", "registry": registry, "dir": site_dir, "data": data.site_data(registry)}
+
+
+def shown_tracks(page) -> set[str]:
+    """The tracks of the rows on screen."""
+    return set(page.eval_on_selector_all("#board tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.track)"))
+
+
+def test_each_track_is_ranked_on_its_own_and_kept_in_the_url(session, tracks_site):
+    site, d = tracks_site, tracks_site["data"]
+    assert len(d["tracks"]) == 3 and d["tracks"][0]["default"] and d["shown_track"] == d["tracks"][0]["id"]
+    page = open_page(session, site, "index.html")
+    options = page.eval_on_selector_all("#f-track option", "os => os.map(o => [o.value, o.textContent])")
+    assert [v for v, _ in options] == [t["id"] for t in d["tracks"]] and "(default)" in options[0][1]
+    for t in d["tracks"]:
+        if t["id"] != d["shown_track"]:
+            page.select_option("#f-track", t["id"])
+        rows = primaries(site, t["id"])
+        assert visible_ids(page) == [v["entry_id"] for v in rows] and shown_tracks(page) == {t["id"]}
+        ranks = page.eval_on_selector_all("#board tbody tr:not([hidden]) td:nth-child(2)",
+                                          "tds => tds.map(td => td.innerText.split(/\\s/)[0])")
+        assert ranks == [str(v["rank"]) for v in rows] == ["1", "2"]  # ranked among this track's entries only
+        names = page.eval_on_selector_all("#board tbody tr:not([hidden]) span.track", "s => s.map(x => x.innerText)")
+        assert [" ".join(n.split()) for n in names] == [t["name"]] * len(rows)
+        assert t["name"] in page.inner_text("#track-protocol") and page.inner_text("#count") == "2 of 2 models"
+        assert page.is_visible("#charts") == (t["id"] == d["shown_track"])  # charts are of the first track
+        if t["id"] != d["shown_track"]:
+            assert "track=" + t["id"] in page.url
+            other = session.new_page()
+            other.goto(page.url)  # the URL brings the track back
+            assert other.input_value("#f-track") == t["id"] and visible_ids(other) == visible_ids(page)
+            other.close()
+    page.goto(browser.page_url(site["dir"], "index.html", "track=no-such-track"))
+    assert page.input_value("#f-track") == d["shown_track"] and shown_tracks(page) == {d["shown_track"]}
+
+
+def test_no_filter_or_sort_mixes_tracks(session, tracks_site):
+    site, d = tracks_site, tracks_site["data"]
+    for t in d["tracks"]:
+        page = open_page(session, site, "index.html", "track=" + t["id"])
+        rows = primaries(site, t["id"])
+        for control, field in FILTERS.items():
+            for option in d["filters"][{"bucket": "size_bucket"}.get(control, control)]:
+                page.select_option(f"#f-{control}", option)
+                assert visible_ids(page) == [v["entry_id"] for v in rows if v[field] == option], (t["id"], option)
+                assert shown_tracks(page) <= {t["id"]}
+            page.select_option(f"#f-{control}", "")
+        page.fill("#q", "smol")  # both tracks hold smol: the search finds this track's only
+        assert visible_ids(page) == [v["entry_id"] for v in rows if v["model_id"] == "smol"]
+        page.fill("#q", "")
+        page.fill("#f-min", "0")
+        assert shown_tracks(page) == {t["id"]}
+        page.fill("#f-min", "")
+        for key, desc in (("aggregate", True), ("name", False)):
+            page.click(f'#board button[data-key="{key}"]')
+            if page.get_attribute(f'#board th:has(button[data-key="{key}"])', "aria-sort") != \
+                    ("descending" if desc else "ascending"):
+                page.click(f'#board button[data-key="{key}"]')
+            assert visible_ids(page) == expected_order(site, key, desc, t["id"]) and shown_tracks(page) == {t["id"]}
+        for box in page.locator("#board tbody tr:not([hidden]) input.pick").all():
+            box.check()
+        href = page.get_attribute("#compare-link", "href")
+        picked = [x.replace("%40", "@") for x in href.split("#m=")[1].split(",")]
+        assert sorted(picked) == sorted(v["entry_id"] for v in rows)  # only this track's boxes count
+
+
+def test_compare_pairs_only_entries_of_one_track_and_says_why_not_across(session, tracks_site):
+    site, d = tracks_site, tracks_site["data"]
+    by_track = {t["id"]: [e for e in d["order"] if d["entries"][e]["track"] == t["id"]] for t in d["tracks"]}
+    page = open_page(session, site, "compare.html")
+    first = by_track[d["shown_track"]]
+    assert page.url.endswith("#m=" + ",".join(x.replace("@", "%40") for x in first[:2]))  # default: first track
+    legends = page.eval_on_selector_all("#picker legend", "ls => ls.map(l => l.innerText)")
+    assert legends == [f"Track {t['name']}" for t in d["tracks"]]
+    for t in d["tracks"]:
+        inside = page.eval_on_selector_all(f'#picker fieldset[data-track="{t["id"]}"] input', "is => is.map(i => i.value)")
+        assert inside == by_track[t["id"]]
+    for ids in by_track.values():  # one track: a paired test
+        page.goto(browser.page_url(site["dir"], "compare.html", "m=" + ",".join(ids)))
+        cells = page.eval_on_selector_all("#significance tbody td", "tds => tds.map(t => t.innerText)")
+        assert cells[2] in ("paired", "unpaired (different items)") and page.is_hidden("#cross-track")
+        assert page.locator("#specs td.best").count() > 0
+    smol = [e for e in d["order"] if d["entries"][e]["model_id"] == "smol"]
+    page.goto(browser.page_url(site["dir"], "compare.html", "m=" + ",".join(smol)))  # one model, three tracks
+    rows = page.eval_on_selector_all("#significance tbody tr", "trs => trs.map(tr => Array.from(tr.cells).map(c => c.innerText))")
+    assert len(rows) == 3 and all(r[2] == "not paired: different tracks" and r[5] == "not tested" for r in rows)
+    why = page.inner_text("#cross-track")
+    assert page.is_visible("#cross-track") and "3 tracks" in why and "cannot be paired" in why
+    assert all(d["entries"][e]["track_name"] in why for e in smol)
+    best = page.eval_on_selector_all("#specs tbody tr", "trs => trs.filter(tr => tr.cells[0].innerText.startsWith("
+                                     "'Aggregate')).map(tr => tr.querySelectorAll('td.best').length)")
+    assert best == [0]  # no score is marked best across tracks
+    tracks_row = page.eval_on_selector_all("#specs tbody tr", "trs => Array.from(trs[0].cells).map(c => c.innerText)")
+    assert tracks_row == ["Track", *(d["entries"][e]["track_name"] for e in smol)]
+
+
+def test_model_pages_name_their_track_and_link_the_model_in_other_tracks(session, tracks_site):
+    site, d = tracks_site, tracks_site["data"]
+    for v in d["entries"].values():
+        page = open_page(session, site, f"model/{v['slug']}.html")
+        assert page.inner_text(".track-name") == v["track_name"]
+        assert page.inner_text(".summary").startswith(f"Rank in its track {v['rank']}")
+        others = [w for w in d["entries"].values() if w["model_id"] == v["model_id"] and w is not v]
+        hrefs = page.eval_on_selector_all(".summary + p a", "as => as.map(a => a.getAttribute('href'))")
+        assert sorted(h for h in hrefs if h.endswith(".html") and "compare" not in h) == \
+            sorted(f"{w['slug']}.html" for w in others)
+        assert "in other tracks (not comparable)" in page.inner_text(".summary + p")
+
+
+def test_the_leaderboard_of_the_synthetic_study_keeps_its_second_track_apart(session, site):
+    d = site["data"]
+    if len(d["tracks"]) < 2:
+        pytest.skip("one track in this registry")
+    page = open_page(session, site, "index.html")
+    assert shown_tracks(page) == {d["shown_track"]}
+    other = d["tracks"][1]
+    page.select_option("#f-track", other["id"])
+    assert visible_ids(page) == [v["entry_id"] for v in primaries(site, other["id"])]
+    assert shown_tracks(page) == {other["id"]}
 
 
 @pytest.fixture
