@@ -1,4 +1,4 @@
-"""Command line: `python -m slmlib {run,validate,intake,schema,fetch-data,report,screenshots,agree,bench,keys,pack}`
+"""Command line: `python -m slmlib {run,validate,intake,schema,fetch-data,report,screenshots,agree,bench,audit,keys,pack}`
 (a thin layer over slmlib)."""
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def cmd_intake(args) -> int:
             result.report.errors.append(str(exc))
     reply = detect.intake_reply(result)
     if args.json:
-        print(json.dumps({"valid": result.ok, "model_id": result.model_id, "written": str(written or "") or None,
+        print(json.dumps({"valid": result.ok, "model_id": result.model_id, "written": str(written) if written else None,
                           "reply": reply}, indent=2))
     else:
         print(reply, end="")
@@ -230,6 +230,33 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    """Redo a seeded part of a run (a run id under outputs/runs/, or an archive) here; exit 1 unless it agrees."""
+    import tempfile
+
+    from . import aggregate
+    from .tools import audit
+
+    target = Path(args.run)
+    with tempfile.TemporaryDirectory(prefix="slm-audit-") as tmp:
+        if target.name.endswith(aggregate.ARCHIVE_SUFFIXES) and target.is_file():
+            aggregate.extract_safely(target, Path(tmp))
+            folders = [f for f in Path(tmp).iterdir() if f.is_dir()]
+            if len(folders) != 1:
+                raise ValueError(f"{target}: holds {len(folders)} run folders; audit one run at a time")
+            folder = folders[0]
+        else:
+            folder = paths.run_dir(args.run)
+        record = audit.audit_run(folder, args.fraction, log=lambda m: print(m, file=sys.stderr, flush=True))
+    path = audit.write_audit(record)
+    print(f"audit of {record['run_id']}: {record['verdict']} ({record['agreeing']}/{record['audited']} items agree, "
+          f"{record['fraction']:.0%} of each task, at least {record['min_items']}) in {record['seconds']:.0f} s; "
+          f"wrote {path}")
+    for d in record["first_differences"]:
+        print(f"  differs: {d['task']} {d['item_id']}: {d['why']}")
+    return 0 if record["verdict"] == "pass" else 1
+
+
 def cmd_keys(args) -> int:
     """A new Ed25519 key pair for signing runs (the private key outside the repository, mode 0600)."""
     from . import signing
@@ -304,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20; the whole bench ~22 min on 2 quiet cores)")
     bench_.add_argument("--rounds", type=int, help="paired rounds of greedy decoding (default 5)")
     bench_.set_defaults(func=cmd_bench)
+    audit = sub.add_parser("audit", help="redo a seeded part of a run on this machine and compare item by item")
+    audit.add_argument("run", metavar="RUN_ID|ARCHIVE", help="a run under outputs/runs/, or a .tar.gz/.zip of one")
+    audit.add_argument("--fraction", type=float, default=0.05,
+                       help="share of each task's items to redo (default %(default)s, at least 5 per task)")
+    audit.set_defaults(func=cmd_audit)
     keys = sub.add_parser("keys", help="make a key pair for signing runs you send (keys new)")
     keys.add_argument("action", choices=["new"])
     keys.add_argument("--out", help="private key path (default ~/.config/slm-study/signing.key; the public key "

@@ -98,6 +98,11 @@ def registry_path() -> Path:
     return outputs_root() / "registry.json"
 
 
+def audit_file(run_id: str) -> Path:
+    """An audit's verdict (`python -m slmlib audit`), beside the run folder, not in it (signed folders)."""
+    return outputs_root() / "audits" / f"{check_id(run_id, 'run_id')}.json"
+
+
 def mlruns_dir() -> Path:
     """MLflow's local file store, when a run logs to MLflow without a tracking URI."""
     return outputs_root() / "mlruns"

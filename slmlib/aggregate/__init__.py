@@ -9,7 +9,8 @@ never cross a track), `registry` builds and writes the registry (`schemas` check
 from . import uncertainty
 from ..params import validate as read_params
 from .quantization_compare import METHOD as QUANTIZATION_METHOD, model_key
-from .reconcile import load_study
+from .archives import ARCHIVE_SUFFIXES, extract_safely
+from .reconcile import load_study, read_run
 from .registry import DISPUTE_POINTS, build_registry, write_registry
 from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
                       check_weights, normalize, pillar_scores, weight_problems)
@@ -24,5 +25,5 @@ __all__ = [  # what the notebook calls
 ] + [  # for the runner, the command line and the other stages
     "BADGES", "DISPUTE_POINTS", "NORMALIZATION", "QUANTIZATION_METHOD", "RENORMALIZATION",
     "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores", "weight_problems",
-    "track_entries", "track_of", "uncertainty",
+    "track_entries", "track_of", "uncertainty", "ARCHIVE_SUFFIXES", "extract_safely", "read_run",
 ]

@@ -10,13 +10,14 @@ from ..detect import load_card
 from ..params import validate as read_params
 from .edge import hf_generator, llamacpp_generator, measure_edge, peak_rss_mb
 from .harness import make_lm, run_task, set_offline_env, task_config, task_manager
-from .loop import cost_frame, evaluate_run, llamacpp_threads, results_frame
+from .loop import cost_frame, evaluate_run, llamacpp_threads, load_backend, results_frame
 from .suites import SUITES, benchmark_table, prepare_task, suite_tasks
 
 __all__ = [  # what the notebook calls
     "read_params", "load_card", "evaluate_run", "results_frame", "cost_frame",
 ] + [  # for the runner, the command line and the other stages
     "SUITES", "benchmark_table", "hf_generator", "llamacpp_generator", "llamacpp_threads",
-    "make_lm", "measure_edge", "peak_rss_mb", "prepare_task", "run_task", "set_offline_env", "suite_tasks",
+    "load_backend", "make_lm", "measure_edge", "peak_rss_mb", "prepare_task", "run_task", "set_offline_env",
+    "suite_tasks",
     "task_config", "task_manager",
 ]
