@@ -3,7 +3,9 @@
 The only module that imports papermill. Each stage notebook receives the params it
 declares in its `parameters` cell; executed notebooks go to the run folder
 (`paths.executed_dir`), their HTML (with and without code) to
-`reports/<run>/`, and `reports/index.html` lists every report. With `mlflow: true` the
+`reports/<run>/`, and `reports/index.html` lists every run. Progress bars stream live to the
+terminal; the kept notebook holds what they leave behind (`tidy_outputs`: no refreshes), and the
+reports show no absolute path of this machine (`shown_paths`). With `mlflow: true` the
 finished run is also logged to MLflow (`slmlib.tracking`). With `quantization: all` detect
 and evaluate run once per listed quantization (each its own run id), then aggregate and
 publish once (their executed notebooks go to the last of those runs).
@@ -11,7 +13,9 @@ publish once (their executed notebooks go to the last of those runs).
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import sys
 import tempfile
 import time
@@ -74,13 +78,144 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
             progress_bar=False, cwd=str(paths.NOTEBOOKS_DIR), kernel_manager_class=kernel_manager_class(), **streams,
         )
     except papermill.PapermillExecutionError as exc:
-        export_html(out, run_id)
         raise StageFailed(f"stage {stage} failed: {exc.ename}: {exc.evalue}\n"
                           f"executed notebook: {out}") from None
     finally:
         if out.exists():
+            tidy_notebook(out)
             export_html(out, run_id)
     return out
+
+
+# tqdm's meter: "37%|███▋ |" or "[00:12<00:30," / "[01:02, 3.1it/s]" (bars without a total)
+PROGRESS_BAR = re.compile(r"\d{1,3}%\||\[(\d+:)?\d+:\d\d(<|,|\])")
+BAR_END = re.compile(r"\[(\d+:)?\d+:\d\d[^\]\n]*\]")  # the meter's last part: "[elapsed<left, rate, postfix]"
+TERMINAL_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # cursor moves of nested bars
+WARNINGS_TAG = "warnings"  # a cell whose kept stderr the reader's report shows folded
+
+
+def tidy_text(text: str) -> str:
+    """A stream's text without progress-bar refreshes: every line a bar redrew (with a carriage
+    return) loses the bar's states, and the blank lines right after a bar go; every other line is kept
+    as written."""
+    *lines, tail = TERMINAL_CODE.sub("", text).split("\n")
+    kept, after_bar = [], False
+    for line, end in [*((line, "\n") for line in lines), (tail, "")]:
+        if "\r" in line:
+            rest = [text for seg in line.split("\r") if (text := _after_bar(seg).strip())]
+            after_bar = not rest
+            kept += [" ".join(rest) + end] if rest else []
+        elif not (after_bar and not line.strip()):
+            kept.append(line + end)
+            after_bar = False
+    return "".join(kept)
+
+
+def _after_bar(segment: str) -> str:
+    """What a redrawn line holds besides the bar: all of it when it is no bar, else what was written after the
+    bar's meter on the same line (a log line that did not wait for the bar)."""
+    if not PROGRESS_BAR.search(segment):
+        return segment
+    end = BAR_END.search(segment)
+    return segment[end.end():] if end else ""
+
+
+def tidy_outputs(outputs: list[dict]) -> list[dict]:
+    """A cell's outputs with consecutive streams of one name joined and their bars removed
+    (`tidy_text`); streams left empty are dropped. Other outputs are kept as they are."""
+    out: list[dict] = []
+    for o in outputs:
+        if o.get("output_type") == "stream" and out and out[-1].get("output_type") == "stream" \
+                and out[-1]["name"] == o["name"]:
+            out[-1] = {**out[-1], "text": out[-1]["text"] + _text(o["text"])}
+        else:
+            out.append({**o, "text": _text(o["text"])} if o.get("output_type") == "stream" else o)
+    tidied = []
+    for o in out:
+        if o.get("output_type") == "stream":
+            o = {**o, "text": tidy_text(o["text"])}
+            if not o["text"].strip():
+                continue
+            if tidied and tidied[-1].get("output_type") == "stream" and tidied[-1]["name"] == o["name"]:
+                tidied[-1] = {**tidied[-1], "text": tidied[-1]["text"].rstrip("\n") + "\n" + o["text"]}
+                continue
+        tidied.append(o)
+    return tidied
+
+
+def _text(text) -> str:
+    return text if isinstance(text, str) else "".join(text)
+
+
+def tidy_notebook(path: Path) -> Path:
+    """Rewrite an executed notebook without progress refreshes (`tidy_outputs`); a cell left with
+    stderr text (warnings, an error's log) is tagged `warnings` for the reader's report."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [nbformat.from_dict(o) for o in tidy_outputs(cell.get("outputs", []))]
+        tags = cell.metadata.setdefault("tags", [])
+        if any(o.get("name") == "stderr" for o in cell.outputs) and WARNINGS_TAG not in tags:
+            tags.append(WARNINGS_TAG)
+    return artifacts.write_text_atomic(path, nbformat.writes(nb))
+
+
+def path_names() -> list[tuple[str, str]]:
+    """(absolute prefix, how reports show it), longest first: the output and reports roots relative to
+    the repository when inside it (else by their variable), the cache, the repository ("." : paths under
+    it are shown relative to it), the home folder."""
+    def shown(root: Path, variable: str) -> str:
+        root = root.resolve()
+        return root.relative_to(paths.REPO_ROOT).as_posix() if root.is_relative_to(paths.REPO_ROOT) else f"${variable}"
+
+    names = {str(paths.outputs_root().resolve()): shown(paths.outputs_root(), "SLM_OUTPUT_ROOT"),
+             str(paths.reports_root().resolve()): shown(paths.reports_root(), "SLM_REPORTS_ROOT"),
+             str(paths.cache_root().resolve()): "$SLM_CACHE_DIR", str(paths.REPO_ROOT): ".",
+             str(Path.home().resolve()): "~"}
+    return sorted(((k, v) for k, v in names.items() if k != "/"), key=lambda kv: -len(kv[0]))
+
+
+def shown_paths(text: str, names: list[tuple[str, str]]) -> str:
+    """`text` with every absolute path under a known root (`path_names`) written relative to it."""
+    for prefix, name in names:
+        text = re.sub(re.escape(prefix) + r"(/|(?![\w.-]))",
+                      lambda m, name=name: "" if name == "." and m.group(1) else name + m.group(1), text)
+    return text
+
+
+def reader_notebook(nb, for_readers: bool, names: list[tuple[str, str]]):
+    """The notebook as a report shows it: paths relative (`shown_paths`), and for readers the stderr of a
+    `warnings` cell folded into one line that opens to the text."""
+    import nbformat
+
+    def scrub(value):
+        if isinstance(value, str):
+            return shown_paths(value, names)
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return {k: scrub(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = [scrub(dict(o)) for o in cell.get("outputs", [])]
+        if for_readers and WARNINGS_TAG in cell.metadata.get("tags", []):
+            outputs = [folded(o) if o.get("name") == "stderr" else o for o in outputs]
+        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+    return nb
+
+
+def folded(stream: dict) -> dict:
+    """A stderr stream as one line ("n lines of warnings") that opens to its text."""
+    text = _text(stream["text"]).strip("\n")
+    n = text.count("\n") + 1
+    summary = f"{n} line{'s' * (n != 1)} of warnings and messages (stderr)"
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"text/plain": text, "text/html": f'<details class="slm-warnings"><summary>{summary}</summary>'
+                                                      f"<pre>{html.escape(text)}</pre></details>"}}
 
 
 def plan_runs(p: StudyParams, stamp: str = "") -> list[StudyParams]:
@@ -112,10 +247,12 @@ def run_plan(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: b
     plan = plan_runs(p, stamp)
     if p.mlflow:
         tracking.require_mlflow()  # before the stages, not after an hour of evaluation
-    for q in plan:
-        _run_stages(q, [s for s in stages if s in PER_RUN_STAGES], progress)
-    _run_stages(plan[-1], [s for s in stages if s not in PER_RUN_STAGES], progress)
-    write_reports_index()
+    try:
+        for q in plan:
+            _run_stages(q, [s for s in stages if s in PER_RUN_STAGES], progress)
+        _run_stages(plan[-1], [s for s in stages if s not in PER_RUN_STAGES], progress)
+    finally:
+        write_reports_index()  # a failed run too: its failed stage is the report to find
     if p.mlflow:
         for q in plan:
             log_to_mlflow(q, stages)
@@ -147,13 +284,15 @@ def log_to_mlflow(p: StudyParams, stages: tuple[str, ...]) -> str | None:
 
 
 def export_html(notebook: Path, run_id: str) -> list[Path]:
-    """HTML of an executed notebook, with code and without (for readers); no CDN requests."""
+    """HTML of an executed notebook, with code and without (for readers: warnings folded); no CDN
+    requests, no absolute path of this machine (`reader_notebook`)."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(notebook), as_version=4)
+    names = path_names()
     written = []
     for suffix, exclude_input in (("", False), (".no-code", True)):
+        nb = reader_notebook(nbformat.read(str(notebook), as_version=4), exclude_input, names)
         exporter = HTMLExporter(mathjax_url="", require_js_url="", exclude_input=exclude_input,
                                 exclude_input_prompt=exclude_input, exclude_output_prompt=exclude_input)
         body, _ = exporter.from_notebook_node(nb)
@@ -163,11 +302,16 @@ def export_html(notebook: Path, run_id: str) -> list[Path]:
 
 
 def write_reports_index() -> Path:
-    """`reports/index.html`: every run's stage reports, by run (newest first) and stage."""
+    """`reports/index.html`: one row per run (newest first) with its stage reports, and from the
+    registry, when there is a readable one, its aggregate, track and model page."""
     from .publish import render_reports_index
 
     root = paths.reports_root()
-    return artifacts.write_text_atomic(root / "index.html", render_reports_index(root))
+    try:
+        registry = artifacts.read_json(paths.registry_path()) if paths.registry_path().is_file() else None
+    except (OSError, ValueError):
+        registry = None
+    return artifacts.write_text_atomic(root / "index.html", render_reports_index(root, registry))
 
 
 def executed_notebooks() -> list[tuple[str, Path]]:
@@ -177,9 +321,11 @@ def executed_notebooks() -> list[tuple[str, Path]]:
 
 
 def rebuild_reports() -> int:
-    """Re-export the HTML of every executed notebook and the index; returns how many."""
+    """Re-export the HTML of every executed notebook and the index (notebooks executed before bars were
+    removed lose theirs first); returns how many."""
     done = executed_notebooks()
     for run_id, nb in done:
+        tidy_notebook(nb)
         export_html(nb, run_id)
     write_reports_index()
     return len(done)

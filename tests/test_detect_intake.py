@@ -283,7 +283,8 @@ def test_fences_follow_commonmark():
     ("```yaml\nmodel:\n  name: " + "a" * 70_000 + "\n```\n", "larger than 65536 bytes"),
     (b"```yaml\nmodel: {name: \xff\xfe}\n```\n", "issue: not UTF-8 text (byte 22)"),
     ("```yaml\nmodel: {name: a\x00b}\n```\n", "issue: holds NUL bytes"),
-    ("```yaml\nx: &a [1, 2]\ny: [*a, *a, *a]\nmodel: {name: x}\n```\n", "YAML anchors and aliases (&, *) are not allowed"),
+    ("```yaml\nx: &a [1, 2]\ny: [*a, *a, *a]\nmodel: {name: x}\n```\n",
+     "YAML anchors and aliases (&, *) are not allowed"),
     ("```yaml\nmodel: " + "[" * 50 + "]" * 50 + "\n```\n", "nested deeper than 8 levels"),
     ("```yaml\nmodel: !!python/object/apply:os.system [echo hi]\n```\n", "not valid YAML"),
     ("```yaml\nmodel: {name: a, name: b}\n```\n", "duplicate key 'name'"),
@@ -320,6 +321,14 @@ def test_an_issue_cannot_name_local_files(monkeypatch):
     errors = intake.check_issue(body).report.errors
     assert [e.split(":")[0] for e in errors] == ["weights.dir", "adapter.dir", "model.quantizations[0].gguf"]
     assert "an issue names its weights on the Hugging Face Hub" in errors[0]
+
+
+def test_offline_an_issue_still_gets_the_weights_forms_checked():
+    body = issue_body(yaml.safe_dump({"model": {"name": "x"}, "weights": {"hf_repo": "a/b", "revison": "main"},
+                                      "adapter": "org/lora"}))
+    errors = intake.check_issue(body).report.errors
+    assert [e.split(":")[0] for e in errors] == ["weights.revison", "adapter", "weights"]
+    assert "did you mean 'revision'?" in errors[0] and "Hugging Face Hub" in errors[2]
 
 
 def test_markdown_injection_stays_inside_the_fenced_blocks(standin):
@@ -384,8 +393,8 @@ def test_the_command_on_a_good_body_offline(tmp_path):
     out = run_intake(str(tmp_path / "issue.md"), "--write", tmp_path=tmp_path)
     assert out.returncode == 1, out.stderr
     assert out.stdout.startswith("## Submission check: 1 problem to fix\n")
-    assert "error: weights: an issue's submission needs the Hugging Face Hub, which is not reachable here (HF_HUB_OFFLINE" \
-        in out.stdout, out.stdout
+    assert ("error: weights: an issue's submission needs the Hugging Face Hub, which is not reachable here "
+            "(HF_HUB_OFFLINE") in out.stdout, out.stdout
     assert not (ROOT / "params" / "submissions" / "smollm2-135m-instruct-v2.yaml").exists()
 
 

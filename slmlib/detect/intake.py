@@ -37,6 +37,8 @@ ISSUE_WHERE = "issue"  # how messages name the YAML block
 HUB_FIX = ("every rule that needs no weights was checked; the submission workflow checks the weights online when "
            "the issue is opened or edited")
 HUB_KEYS = ("hf_repo", "revision")
+LOCAL_KEYS = [k for keys in (*submission.WEIGHT_FORMS.values(), *submission.ADAPTER_FORMS.values()) for k in keys
+              if k not in HUB_KEYS]  # package, file, gguf, dir, cache, install: the answering machine's files
 MAX_LINE = 400  # characters of one reply line holding issue text
 MAX_LINES = 80  # lines of one fenced section of the reply
 CARD_FIELDS = ("model_id", "name", "family", "hf_repo", "hf_revision", "parameters", "parameter_count",
@@ -151,8 +153,8 @@ def local_source_errors(data: dict[str, Any]) -> list[str]:
     errors = []
     for section in ("weights", "adapter"):
         value = data.get(section)
-        if isinstance(value, dict) and any(k not in HUB_KEYS for k in value):
-            key = params.show_key(next(k for k in value if k not in HUB_KEYS))
+        if isinstance(value, dict) and any(k in LOCAL_KEYS for k in value):
+            key = next(k for k in value if k in LOCAL_KEYS)
             errors.append(f"{section}.{key}: an issue names its {section} on the Hugging Face Hub "
                           f"({section}: {{hf_repo: owner/name, revision: main}}"
                           + (", or only model.hf_repo" if section == "weights" else "")
@@ -186,7 +188,10 @@ def check_issue(body: str | bytes, p: params.StudyParams | None = None) -> Intak
         except wts.HubUnreachable as exc:
             unusable = [str(exc)]
     if unusable:  # the rules that need no weights, and why the weights cannot be read
-        result.report.errors += submission.check(result.data) + declared_errors(result.data["model"]) + unusable
+        data = result.data
+        forms = [e for key, check in (("weights", submission.check_weights), ("adapter", submission.check_adapter))
+                 if data.get(key) is not None for e in check(data[key])]
+        result.report.errors += submission.check(data) + declared_errors(data["model"]) + forms + unusable
     else:
         result.card, result.report = build_card(result.data, result.model_id, base_dir=paths.SUBMISSIONS_DIR)
         if "weights" not in result.card:  # not detected: the report says why

@@ -3,6 +3,7 @@
 Time to first token at a few prompt lengths, prefill and greedy decode throughput, as
 medians of repeated runs after a warm-up, with the peak resident memory of the process.
 Both backends are timed the same way: `generate_seconds(ids, new_tokens)` with a cold cache.
+`edge_frame` shows them (with the run's energy) as the site's model page does.
 """
 
 from __future__ import annotations
@@ -77,3 +78,18 @@ def measure_edge(generate_seconds, tokenizer, max_len: int | None, lengths=PROMP
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def edge_frame(results: dict):
+    """The run's size, memory, load, latency, throughput and energy figures as the site shows them (its
+    labels, units and decimals, `publish.figure_rows`): one row per figure measured."""
+    import pandas as pd
+
+    from ..publish import figure_rows, spec_values
+
+    edge = {f"{key}.{k}" if isinstance(value, dict) else key: v  # nested figures as the registry keeps them
+            for key, value in (results.get("edge") or {}).items()
+            for k, v in (value.items() if isinstance(value, dict) else [(None, value)])}
+    spec = spec_values({"edge": edge, "energy": results.get("energy"),
+                        "parameter_count": (results.get("model_card") or {}).get("parameter_count")})
+    return pd.DataFrame(figure_rows(spec), columns=["figure", "value", "unit"])

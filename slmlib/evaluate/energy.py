@@ -3,6 +3,7 @@
 Only `OfflineEmissionsTracker` is used: the online tracker probes the network. On
 machines without RAPL, CodeCarbon estimates CPU power as TDP times load and RAM power
 as a fixed figure; the method is recorded with every number, which is an estimate.
+`energy_note` says so in a sentence for the report.
 """
 
 from __future__ import annotations
@@ -54,3 +55,12 @@ def total(records: list[dict]) -> dict | None:
     return {"kwh": sum(f["kwh"] for f in figures), "co2_kg": sum(f["co2_kg"] for f in figures),
             "tasks": len(figures), "country": figures[0]["country"], "method": figures[0]["method"],
             "estimate": True}
+
+
+def energy_note(results: dict) -> str:
+    """One sentence on how the run's energy and CO2 were estimated (or that they were not)."""
+    e = results.get("energy")
+    if not e:
+        return "No energy figures: CodeCarbon measured no task of this run."
+    return (f"Energy and CO\u2082 of {e['tasks']} task{'s' * (e['tasks'] != 1)} (model load excluded) are CodeCarbon "
+            f"estimates for the grid of {e['country']}: {e['method']}.")

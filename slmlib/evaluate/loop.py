@@ -2,7 +2,9 @@
 
 Reads the run's model card; writes each task's record and per-item log as it finishes (so a
 restarted run skips finished tasks), the edge figures, and finally the results with everything
-the aggregate stage needs and the provenance (file names: `slmlib.paths`).
+the aggregate stage needs and the provenance (file names: `slmlib.paths`). Progress: a live bar of
+tasks, and one `[evaluate]` line per task with its result and time, which is what the executed
+notebook keeps (the runner removes every bar's refreshes from it).
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     records = {prep.bench.name: rec for prep in prepared
                if (rec := finished_record(run_path, prep, settings))}
     todo = [prep for prep in prepared if prep.bench.name not in records]
+    if records:
+        print(f"[evaluate] {len(records)} of {len(prepared)} tasks kept from an earlier run with the same items "
+              f"and settings: {', '.join(records)}", flush=True)
     weights = wts.Weights(**card["weights"])
     edge_path = paths.edge_file(run_path)
     if todo:
@@ -143,6 +148,9 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             print(f"[evaluate] {len(records)}/{len(prepared)} {name}: {record['metric']} = "
                   f"{record['raw']:.3f} on {record['n']} items in {record['seconds']:.0f} s"
                   + (f" ({lm.threads} thread{'s' * (lm.threads != 1)})" if llama else ""), flush=True)
+        bar.close()
+        print(f"[evaluate] {len(todo)} task{'s' * (len(todo) != 1)} evaluated in {time.time() - started:.0f} s",
+              flush=True)
         if llama:
             lm.set_threads(llamacpp_threads())
         print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
@@ -213,20 +221,29 @@ def _iso(ts: float) -> str:
 
 
 def results_frame(results: dict):
-    """Per-task table for display: pillar, task, metric, raw, stderr, baseline, n, seconds."""
+    """Per-task table for display: pillar, task, metric, raw, stderr, baseline (3 decimals, as the site
+    shows them), n."""
     import pandas as pd
 
-    rows = [{"pillar": r["pillar"], "task": t, "metric": r["metric"], "raw": r["raw"],
-             "stderr": r["stderr"], "baseline": r["baseline"], "n": r["n"], "seconds": r["seconds"]}
+    def three(x):  # the site's f"{x:.3f}" (pandas' round would halve to even); None and text as they are
+        return float(f"{x:.3f}") if isinstance(x, (int, float)) and not isinstance(x, bool) else x
+
+    rows = [{"pillar": r["pillar"], "task": t, "metric": r["metric"], "raw": three(r["raw"]),
+             "stderr": three(r["stderr"]), "baseline": three(r["baseline"]), "n": r["n"]}
             for t, r in results["tasks"].items()]
     return pd.DataFrame(rows).sort_values(["pillar", "task"]).reset_index(drop=True)
 
 
 def cost_frame(results: dict):
-    """Per-task time and energy estimate (this machine; informational)."""
+    """Per-task time and energy estimate (this machine; informational), with units and the site's decimals."""
     import pandas as pd
 
-    rows = [{"task": t, "n": r["n"], "seconds": r["seconds"],
-             "kwh": (r.get("energy") or {}).get("kwh"), "co2_kg": (r.get("energy") or {}).get("co2_kg")}
-            for t, r in results["tasks"].items()]
-    return pd.DataFrame(rows).sort_values("task").reset_index(drop=True)
+    from ..publish import fmt_figure
+
+    rows = []
+    for t, r in sorted(results["tasks"].items()):
+        e = r.get("energy") or {}
+        rows.append({"task": t, "items": r["n"], "time (s)": round(r["seconds"]),
+                     "energy (Wh)": fmt_figure("energy_wh", e["kwh"] * 1000 if e.get("kwh") is not None else None),
+                     "CO\u2082 (g)": fmt_figure("co2_g", e["co2_kg"] * 1000 if e.get("co2_kg") is not None else None)})
+    return pd.DataFrame(rows, columns=["task", "items", "time (s)", "energy (Wh)", "CO\u2082 (g)"])

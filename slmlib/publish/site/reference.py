@@ -28,7 +28,9 @@ cp params/submissions/template.yaml params/submissions/my-model.yaml   # the fil
 .venv/bin/python -m slmlib validate params/submissions/my-model.yaml   # card, errors, runtime estimate
 .venv/bin/python -m slmlib run params/default.yaml --set submission=params/submissions/my-model.yaml
 # then open reports/site/index.html; to add a run from another machine, drop an archive of its
-# outputs/runs/<run_id>/ folder into outputs/ and rerun the aggregate and publish stages"""
+# outputs/runs/<run_id>/ folder into outputs/ and rerun the aggregate and publish stages
+# Without cloning: open a "Model submission" issue with the YAML (Hub weights); the repository's
+# workflow answers with `python -m slmlib intake` (report, card, estimate; docs/submissions.md)"""
 
 
 def pillar_tables(weights: dict[str, float]) -> str:
