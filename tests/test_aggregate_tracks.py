@@ -42,6 +42,14 @@ def test_default_micro_and_quick_have_three_ids_and_readable_names():
     assert ids["micro.yaml"].startswith("embedded-2t-5-5-s1234-")
 
 
+def test_the_track_table_of_docs_scores_is_what_the_code_derives():
+    text = (paths.REPO_ROOT / "docs" / "scores.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+\.yaml)` \| `([a-z0-9-]+)` \| (.+?) \|$", text, re.M)
+    assert [name for name, _, _ in rows] == ["default.yaml", "quick.yaml", "micro.yaml"]
+    for name, tid, title in rows:
+        assert (tracks.track_id(protocol_of(name)), tracks.track_name(protocol_of(name))) == (tid, title), name
+
+
 def test_what_is_protocol_and_what_is_not():
     base = protocol_of("default.yaml")
     same = tracks.protocol(base["suite"], list(reversed(base["tasks"])), base["limit"], None, base["seed"],
