@@ -271,13 +271,19 @@ def write(result: Intake) -> Path:
         shown = "\n- ".join(result.report.errors) or "its weights were not detected"
         raise SubmissionError(f"not written; the submission has errors:\n- {shown}")
     path = submission_path(result.model_id)
+    exists = SubmissionError(f"{path}: already exists; not written over. If it is the same model, re-run that "
+                             "file; otherwise give this model another hf_repo or name")
+    if path.exists():
+        raise exists
+    try:
+        ledger.append(result.card)  # first: a rate limit reached meanwhile leaves no file behind
+    except ledger.LedgerError as exc:
+        raise SubmissionError(f"not written: {exc}") from None
     header = (f"# Submitted through a submission issue (python -m slmlib intake), checked "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n")
     text = header + yaml.safe_dump(result.data, sort_keys=False, allow_unicode=True, width=1000)
     try:
         artifacts.write_text_atomic(path, text, overwrite=False)
-    except FileExistsError:
-        raise SubmissionError(f"{path}: already exists; not written over. If it is the same model, re-run that "
-                              "file; otherwise give this model another hf_repo or name") from None
-    ledger.append(result.card)
+    except FileExistsError:  # made since the check above, by a concurrent intake of the same model id
+        raise exists from None
     return path
