@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -140,6 +141,26 @@ def test_leaderboard_rows_controls_and_charts(study):
     for name in plots.CHARTS:
         assert f'src="charts/{name}"' in page
     assert 'href="../index.html">Reports</a>' in page
+
+
+def test_leaderboard_shows_one_track_even_without_scripts(study):
+    """Rows of a track other than the one shown first are hidden in the HTML itself; every row names its
+    track; leaderboard.json lists the tracks and each row's track."""
+    registry, board = study["registry"], data.site_data(study["registry"])
+    shown = aggregate.track_of(registry)
+    assert board["shown_track"] == shown["id"] and [t["id"] for t in board["tracks"]] == \
+        [t["id"] for t in registry["tracks"] if t["entries"]]
+    page = (study["site"] / "index.html").read_text()
+    rows = re.findall(r'<tr class="(model|variant)" data-id="([^"]+)" data-group="[^"]*" data-track="([^"]+)"( hidden)?>',
+                      page)
+    assert len(rows) == len(registry["models"])
+    for kind, entry_id, track, hidden in rows:
+        assert (kind == "model" and track == shown["id"]) == (not hidden), entry_id
+    assert {t for _, _, t, _ in rows} == {e["track"] for e in registry["models"]} and len(board["tracks"]) == 2
+    assert page.count('<span class="track"') == len(rows)
+    machine = data.leaderboard_json(registry)
+    assert machine["tracks"] == registry["tracks"] and all(m["track"] for m in machine["models"])
+    assert {g["track"] for g in board["groups"] if g["key"] == "repo:HuggingFaceTB/SmolLM2-135M-Instruct"} == {shown["id"]}
 
 
 def test_model_page_shows_card_tasks_failures_provenance_and_links(study):

@@ -21,7 +21,7 @@ MAX_HEIGHT = 6000  # px: longer pages are cut here (the methodology page is long
 def shots(data: dict, with_reports: bool = False) -> list[tuple[str, str, str, dict, str]]:
     """(file name, page, fragment, viewport, theme) of each screenshot, from the site's data.js content;
     `with_reports` adds the reports index next to the site (`../index.html`)."""
-    order = data["order"]
+    order = [e for e in data["order"] if data["entries"][e].get("track") == data.get("shown_track")]  # one track
     first = f"model/{data['entries'][order[0]]['slug']}.html" if order else "index.html"
     pair = ",".join(order[:2])
     return [
