@@ -269,6 +269,9 @@ def test_methodology_is_generated_from_the_code_constants(study, monkeypatch):
     assert html.escape(aggregate.QUANTIZATION_METHOD) in page
     for badge in BADGES:
         assert html.escape(badge["rule"]) in page
+    default = aggregate.default_track()  # the tracks, with the default one as params/default.yaml makes it
+    assert html.escape(aggregate.TRACK_RULE) in page and f"<b>{html.escape(default['name'])}</b>" in page
+    assert f"<code>{default['id']}</code>" in page
     # a new constant shows up without touching the page code: nothing is typed twice
     monkeypatch.setitem(PACKS, "new-pack", DataPack("new-pack", "9.9.9", "ab" * 32, "wheel", "CC0"))
     assert "ab" * 32 in reference.render_methodology(None, "../index.html")

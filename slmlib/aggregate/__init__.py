@@ -12,6 +12,7 @@ from .quantization_compare import METHOD as QUANTIZATION_METHOD, model_key
 from .archives import ARCHIVE_SUFFIXES, extract_safely
 from .reconcile import load_study, read_run
 from .registry import DISPUTE_POINTS, build_registry, write_registry
+from .tracks import TRACK_RULE, default_track
 from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIGHTS, aggregate_score,
                       check_weights, normalize, pillar_scores, weight_problems)
 from .tables import (attention_frame, fmt_interval, intervals_frame, leaderboard_frame, quantization_frame,
@@ -25,5 +26,6 @@ __all__ = [  # what the notebook calls
 ] + [  # for the runner, the command line and the other stages
     "BADGES", "DISPUTE_POINTS", "NORMALIZATION", "QUANTIZATION_METHOD", "RENORMALIZATION",
     "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores", "weight_problems",
-    "track_entries", "track_of", "uncertainty", "ARCHIVE_SUFFIXES", "extract_safely", "read_run",
+    "TRACK_RULE", "default_track", "track_entries", "track_of", "uncertainty",
+    "ARCHIVE_SUFFIXES", "extract_safely", "read_run",
 ]

@@ -21,6 +21,10 @@ from ..benchmarks import get_benchmark
 DEFAULT_PARAMS = "default.yaml"  # in params/: its protocol is the default track
 LISTED_TASKS = 3  # a task set this small is named task by task, a larger one by its size
 MAX_ID = 56  # characters of a track id (the registry schema allows 64)
+TRACK_RULE = ("A track is the protocol a score was measured under: suite, task set, items per multiple-choice "
+              "and per generative task, seed, chat-template policy and each task's few-shot count. Only entries "
+              "of one track are ranked, tested against each other and compared for badges; backend, dtype, "
+              "quantization format and decode batch separate entries within a track.")
 CHAT_TEMPLATE = {"auto": None, True: "chat template always", False: "chat template never",
                  None: "chat template not recorded"}  # the name's word on the policy ("auto" says nothing)
 
@@ -69,6 +73,12 @@ def params_protocol(p) -> dict:
 def default_protocol(path: Path | None = None) -> dict:
     """The protocol of `params/default.yaml` (or `path`), as the code defines its suite today."""
     return params_protocol(params.load(path if path is not None else paths.PARAMS_DIR / DEFAULT_PARAMS))
+
+
+def default_track() -> dict:
+    """The default track as it would be listed: id, name and protocol of params/default.yaml."""
+    proto = default_protocol()
+    return {"id": track_id(proto), "name": track_name(proto), "protocol": proto}
 
 
 def track_id(proto: dict) -> str:

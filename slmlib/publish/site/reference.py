@@ -15,7 +15,7 @@ import json
 
 from ... import detect
 from ...aggregate import (BADGES, DISPUTE_POINTS, NORMALIZATION, QUANTIZATION_METHOD, RENORMALIZATION, SIZE_BUCKETS,
-                          WEIGHTS, uncertainty)
+                          TRACK_RULE, WEIGHTS, default_track, uncertainty)
 from ...benchmarks import PILLARS, all_benchmarks
 from ...datapacks import PACKS
 from ...evaluate import SUITES, benchmark_table
@@ -54,6 +54,14 @@ def pillar_tables(weights: dict[str, float]) -> str:
                    + table(["Task", "Metric, type, random baseline", "Data pack, licence, pinned SHA-256",
                             "Source"], rows_by_pillar[p], cls="wide"))
     return "\n".join(out)
+
+
+def tracks_note() -> str:
+    """What a track is, and the default track (the protocol of params/default.yaml as the code defines it)."""
+    default = default_track()
+    return (f'<p class="note">{esc(TRACK_RULE)} The default track, shown first, is the protocol of '
+            f"<code>params/default.yaml</code>: <b>{esc(default['name'])}</b> (<code>{esc(default['id'])}</code>). "
+            "A quick or micro run is ranked only in its own track.</p>\n")
 
 
 def render_methodology(registry_weights: dict[str, float] | None, reports_href: str) -> str:
@@ -97,6 +105,7 @@ def render_methodology(registry_weights: dict[str, float] | None, reports_href: 
         ]) + differs
         + '<h2 id="tasks">Tasks per pillar</h2>\n' + pillar_tables(weights)
         + '<h2 id="suites">Suites</h2>\n' + table(["Suite", "Tasks"], suites)
+        + '<h2 id="tracks">Tracks</h2>\n' + tracks_note()
         + '<h2 id="uncertainty">Uncertainty, ties and disputes</h2>\n' + stats
         + '<h2 id="buckets">Size buckets</h2>\n' + table(["Bucket", "Rule"], buckets)
         + '<h2 id="badges">Badges</h2>\n' + table(["Badge", "Rule", "Why"], badges)
