@@ -86,20 +86,12 @@ def _validate_contributors(path: Path) -> dict:
         return {"errors": [str(exc)], "warnings": []}
 
 
-def _shown(value, width: int = 80) -> str:
-    """A card value as the terminal shows it: non-printable characters escaped (a NUL, a right-to-left
-    override), cut to `width` characters (a 60,000-character name)."""
-    text = str(value)
-    text = text if text.isprintable() else repr(text)[1:-1]
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def _print_report(r: dict) -> None:
     print(f"{'ok  ' if r['valid'] else 'FAIL'} {r['file']} ({r['kind']})")
     card = r.get("card") or {}
     if card.get("weights"):
         count = card.get("parameter_count")
-        fields = [_shown(card.get(k)) for k in ("model_id", "name", "parameters", "architecture", "context_length",
+        fields = [params.printable(card.get(k)) for k in ("model_id", "name", "parameters", "architecture", "context_length",
                                                    "license", "quantization")]
         print(f"     card: {fields[0]}: {fields[1]}, {fields[2]} ({f'{count:,}' if count else '?'} parameters), "
               f"{fields[3]}, context {fields[4]}, license {fields[5]}, {fields[6]}, "

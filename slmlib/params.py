@@ -124,6 +124,14 @@ def shorten(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def printable(value: Any, width: int = 80) -> str:
+    """A value as one line of a terminal or a reply shows it: non-printable characters escaped (a NUL, a
+    newline, a right-to-left override), cut to `width` characters (a 60,000-character name)."""
+    text = str(value)
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def show_key(key: Any) -> str:
     """A key as messages show it: as written when short and printable, else its cut repr."""
     return key if isinstance(key, str) and 0 < len(key) <= 60 and key.isprintable() else shorten(key)

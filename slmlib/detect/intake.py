@@ -204,16 +204,9 @@ def check_issue(body: str | bytes, p: params.StudyParams | None = None) -> Intak
     return result
 
 
-def _shown(text: Any) -> str:
-    """One line of issue text for a fenced block: non-printable characters escaped, cut to MAX_LINE."""
-    text = str(text)
-    text = text if text.isprintable() else repr(text)[1:-1]
-    return text if len(text) <= MAX_LINE else text[:MAX_LINE - 1] + "…"
-
-
 def fenced(lines: list[str]) -> str:
     """`lines` as a fenced text block no line of them can close: the fence is longer than any backtick run."""
-    shown = [_shown(line) for line in lines[:MAX_LINES]]
+    shown = [params.printable(line, MAX_LINE) for line in lines[:MAX_LINES]]
     if len(lines) > MAX_LINES:
         shown.append(f"… and {len(lines) - MAX_LINES} more")
     text = "\n".join(shown)
