@@ -95,6 +95,7 @@ def test_a_run_leaves_readable_reports(tiny_study, capfd):
     for task in TASKS:
         assert f"<td>{task}</td>" in study and f"<code>{results['tasks'][task]['data_sha256'][:12]}</code>" in study
     assert not [r for r in roots if r in study] and "Cite as:" in study
+    assert "<td>all/all</td>" in study and "Scores are on every item of each task" in study
     if not browser_missing():
         assert page_height(reports / "02_evaluate.no-code.html") < 4 * 900  # a few screens
 

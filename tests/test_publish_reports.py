@@ -63,7 +63,7 @@ def test_the_index_has_one_row_per_run_newest_first_with_what_a_maintainer_looks
     track = next(t["name"] for t in study["tracks"] if t["id"] == entry["track"])
     assert f"<td>{track}</td>" in smol and "<td>F32</td>" in smol
     assert "2026-11-30 10:00 UTC" in smol and "1 min 52 s" in smol and "done (4 stages)" in smol
-    assert f"<td class=num>{entry['aggregate']:.1f}</td>" in smol
+    assert f"<td class=num>{entry['aggregate']:.1f}</td>" in smol and '<td class="num nw">1 min 52 s</td>' in smol
     assert 'href="smol-f32__run0/04_publish.html">(code)</a>' in smol
     assert str(paths.reports_root()) not in page and 'href="site/index.html"' in page
 
@@ -88,6 +88,7 @@ def test_the_study_report_holds_what_a_reader_cites(study):
                     "What changed", "Caveats", "Runs and their reports"):
         assert f">{section}</h" in page, section
     assert "Cite as:" in page and "registry SHA-256" in page and "First publication" in page
+    assert "Scores are on subsamples (30 items per multiple-choice task and 30 per generative task)" in page
     for task in TASKS:
         assert f"<td>{task}</td>" in page
     assert page.count("<code>dddddddddddd</code>") == len(TASKS)  # the data digest of every task

@@ -155,11 +155,11 @@ def comparison_rows(registry: dict, board: dict) -> list[list[str]]:
 def caveats(registry: dict, board: dict) -> list[str]:
     """What a reader must keep in mind, from the registry itself."""
     limits = sorted({(e.get("limit"), e.get("limit_generative")) for e in registry.get("models") or []}, key=str)
+    sampled = [f"{_items(a)} items per multiple-choice task and {_items(b)} per generative task" for a, b in limits
+               if (a, b) != (None, None)]
     out = [
-        "Scores are on subsamples: " + "; ".join(f"{a if a is not None else 'all'} items per multiple-choice task and "
-                                                  f"{b if b is not None else 'all'} per generative task"
-                                                  for a, b in limits)
-        + ". The 95% intervals show how much that leaves open; models whose rank ranges overlap are tied.",
+        (f"Scores are on subsamples ({'; '.join(sampled)})" if sampled else "Scores are on every item of each task")
+        + ". The 95% intervals show how much the items leave open; models whose rank ranges overlap are tied.",
         "Scores are normalized against random guessing (0 = chance, 100 = perfect) and weighted by pillar "
         f"({esc(', '.join(f'{p} {w:.2f}' for p, w in (registry.get('pillar_weights') or {}).items()))}).",
         "Time, memory, energy and CO\u2082 are measured on each run's own machine (energy and CO\u2082 are CodeCarbon "
@@ -172,6 +172,10 @@ def caveats(registry: dict, board: dict) -> list[str]:
             for f in registry.get("nondeterministic") or []]
     out += [f"Rejected run {esc(r.get('run_id'))}: {esc(r.get('reason'))}." for r in registry.get("rejected") or []]
     return out
+
+
+def _items(limit: int | None) -> str:
+    return "all" if limit is None else str(limit)
 
 
 def charts(registry: dict) -> str:
@@ -211,7 +215,8 @@ def render_study_report(registry: dict, runs_dir: Path, reports_dir: Path, chang
     runs = {r: evidence.read_results(runs_dir, r) for r in run_ids}
     models = [[esc(v.get("name")), esc(v.get("parameters") or DASH), esc(v.get("quantization_label") or DASH),
                esc(tracks.get(e.get("track") or "", e.get("track") or DASH)),
-               esc(f"{e.get('limit')}/{e.get('limit_generative')}"), esc(e.get("seed")), esc(len(e.get("run_ids") or []))]
+               esc(f"{_items(e.get('limit'))}/{_items(e.get('limit_generative'))}"), esc(e.get("seed")),
+               esc(len(e.get("run_ids") or []))]
               for e in entries for v in [board["entries"][e["entry_id"]]]]
     track_rows = [[esc(t.get("name") or t.get("id")), f"<code>{esc(t.get('id'))}</code>", esc(t.get("entries", DASH)),
                    "yes" if t.get("default") else ""] for t in registry.get("tracks") or [] if isinstance(t, dict)]

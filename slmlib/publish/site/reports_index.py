@@ -21,7 +21,7 @@ from .html import CSP, DASH, esc, fmt
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:78rem;margin:2rem auto;padding:0 1rem;line-height:1.4}"
          "table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;"
          "border-bottom:1px solid #ddd;vertical-align:top}th{background:#f3f4f6}td.num{text-align:right}"
-         "td a{white-space:nowrap}.failed{color:#b91c1c;font-weight:600}.muted{color:#6b7280}.scroll{overflow-x:auto}"
+         ".nw{white-space:nowrap}.failed{color:#b91c1c;font-weight:600}.muted{color:#6b7280}.scroll{overflow-x:auto}"
          "img{max-width:100%}h2{margin-top:2rem}")
 INLINE_STYLE_CSP = CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")  # its one style is inline
 STUDY_REPORT = "study.html"  # in the reports folder: the study report the publish stage writes
@@ -97,8 +97,8 @@ def run_row(run: Path, root: Path, entries: dict[str, dict], tracks: dict[str, s
         reader = f"{run.name}/{stem}.no-code.html"
         full = f"{run.name}/{stem}.html"
         mark = '<span class="failed">failed</span> ' if failed and stem == failed["stem"] else ""
-        return (f'{mark}<a href="{esc(reader)}">{esc(label)}</a>'
-                + (f' <a class="muted" href="{esc(full)}">(code)</a>' if (root / full).is_file() else ""))
+        return (f'<span class=nw>{mark}<a href="{esc(reader)}">{esc(label)}</a>'
+                + (f' <a class="muted" href="{esc(full)}">(code)</a>' if (root / full).is_file() else "") + "</span>")
 
     if failed:
         status = f'<span class="failed">failed at {esc(failed["stem"][:2])} {esc(failed["stem"].split("_", 1)[-1])}</span>'
@@ -116,7 +116,8 @@ def run_row(run: Path, root: Path, entries: dict[str, dict], tracks: dict[str, s
              esc(fmt_duration(sum(timed) if (timed := [s["seconds"] for s in stages if s["seconds"] is not None])
                               else None)),
              status, agg, "<br>".join(links(s) for s in stems)]
-    tds = "".join(f'<td{" class=num" if i in (4, 6) else ""}>{c}</td>' for i, c in enumerate(cells))
+    classes = {3: " class=nw", 4: ' class="num nw"', 5: " class=nw", 6: " class=num"}
+    tds = "".join(f"<td{classes.get(i, '')}>{c}</td>" for i, c in enumerate(cells))
     return (starts[0] if starts else "", f"<tr>{tds}</tr>")
 
 
