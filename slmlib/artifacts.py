@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -9,7 +11,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def _umask() -> int:
@@ -53,6 +55,21 @@ def dumps(data: Any) -> str:
 
 def write_json(path: Path, data: Any) -> Path:
     return write_text_atomic(path, dumps(data))
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` (made if missing, never through a symbolic link) for the
+    block: a read-check-write of a shared file (the ledger, the archive memory) by two processes at
+    once then happens one after the other."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def outputs_digest(rows: list[dict]) -> str:

@@ -256,7 +256,9 @@ def test_rate_limit_counts_new_submissions_in_a_rolling_week(tiny_dir):
     _, report = detect.detect_submission(write_submission(tiny_dir.parent, with_model(submitted_by=" ANN ")))
     assert len(report.errors) == 1
     assert report.errors[0].startswith("model.submitted_by: ann already has 3 submissions in the last 7 days (limit 3)")
-    ledger.append(card)  # once accepted, re-running the same submission is never limited
+    with pytest.raises(ledger.LedgerError, match="already has 3 submissions"):
+        ledger.append(card)  # checked again under the ledger's lock: a concurrent intake cannot pass the limit
+    ledger.append(card, now=now - 9 * 86400)  # accepted before those three
     assert detect.detect_submission(write_submission(tiny_dir.parent, with_model(submitted_by="Ann")))[1].errors == []
 
 

@@ -64,9 +64,10 @@ def load_study(runs_dir: Path | None = None, inbox: Path | None = None,
         if inbox.is_dir() else []
     if waiting:
         memory_path = inbox / archives.INTAKE_FILE
-        memory = archives.read_intake(memory_path)
-        for archive in waiting:
-            take_archive(archive, runs_dir, study, memory, memory_path, trusted, rescore_archives)
+        with artifacts.file_lock(memory_path):  # two aggregates at once take archives in one after the other
+            memory = archives.read_intake(memory_path)
+            for archive in waiting:
+                take_archive(archive, runs_dir, study, memory, memory_path, trusted, rescore_archives)
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()
                      and not p.name.startswith(".")) if runs_dir.is_dir() else []
     for folder in folders:

@@ -358,9 +358,8 @@ def save_card(run_path: Path, card: dict, report: Report) -> Path:
     artifacts.write_json(paths.validation_file(run_path), report.to_dict())
     if report.errors:
         raise SubmissionError("submission has errors:\n- " + "\n- ".join(report.errors))
-    written = artifacts.write_json(paths.model_card_file(run_path), card)
-    ledger.append(card)
-    return written
+    ledger.append(card)  # first: a rate limit reached meanwhile leaves no card behind
+    return artifacts.write_json(paths.model_card_file(run_path), card)
 
 
 def load_card(run_path: Path) -> dict:

@@ -129,7 +129,7 @@ def rate_limit_errors(card: dict, entries: list[dict], now: float | None = None)
     who = submitter_key(card.get("submitted_by"))
     since = now - RATE_WINDOW_DAYS * 86400
     recent = sorted(e["time"] for e in entries
-                    if e.get("submitter") == who and isinstance(e.get("time"), (int, float)) and e["time"] > since)
+                    if e.get("submitter") == who and isinstance(e.get("time"), (int, float)) and since < e["time"] <= now)
     if len(recent) < RATE_LIMIT:
         return []
     reopen = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(recent[-RATE_LIMIT] + RATE_WINDOW_DAYS * 86400))
@@ -139,10 +139,20 @@ def rate_limit_errors(card: dict, entries: list[dict], now: float | None = None)
 
 def append(card: dict, now: float | None = None) -> bool:
     """Record an accepted submission (once per model id + weights); True when a line was added.
-    Raises LedgerError when the ledger is damaged (appending to it would hide the damage)."""
+    Raises LedgerError when the ledger is damaged (appending to it would hide the damage) or when the
+    submitter's rate limit was reached since the submission was checked (by a concurrent intake)."""
     path = ledger_path()
-    if any(_same_submission(e, card) for e in load_ledger(path)):
+    with artifacts.file_lock(path):  # the check and the append, one intake after the other
+        return _append_unlocked(path, card, now)
+
+
+def _append_unlocked(path: Path, card: dict, now: float | None) -> bool:
+    entries = load_ledger(path)
+    if any(_same_submission(e, card) for e in entries):
         return False
+    over = rate_limit_errors(card, entries, now)  # again: another intake may have appended since the check
+    if over:
+        raise LedgerError(over[0])
     entry = {"time": round(time.time() if now is None else now, 3), "model_id": card["model_id"],
              "submitter": submitter_key(card.get("submitted_by")), "sha256": submission_digest(card),
              "hf_repo": card.get("hf_repo"), "hf_revision": card.get("hf_revision"),
