@@ -187,8 +187,8 @@ def shown_paths(text: str, names: list[tuple[str, str]]) -> str:
 
 
 def reader_notebook(nb, for_readers: bool, names: list[tuple[str, str]]):
-    """The notebook as a report shows it: paths relative (`shown_paths`), and for readers the stderr of a
-    `warnings` cell folded into one line that opens to the text."""
+    """The notebook as a report shows it: paths in code and outputs relative (`shown_paths`), and for readers
+    the stderr of a `warnings` cell folded into one line that opens to the text."""
     import nbformat
 
     def scrub(value):
@@ -201,6 +201,7 @@ def reader_notebook(nb, for_readers: bool, names: list[tuple[str, str]]):
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        cell.source = shown_paths(cell.source, names)  # the injected parameters may name a folder
         outputs = [scrub(dict(o)) for o in cell.get("outputs", [])]
         if for_readers and WARNINGS_TAG in cell.metadata.get("tags", []):
             outputs = [folded(o) if o.get("name") == "stderr" else o for o in outputs]

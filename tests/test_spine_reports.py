@@ -112,7 +112,8 @@ def test_no_root_is_left_absolute(before, after):
 
 def test_the_readers_report_folds_warnings_and_hides_paths(tmp_path):
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("run()", metadata={"tags": [runner.WARNINGS_TAG]})
+    cell = nbformat.v4.new_code_cell(f'run("{paths.reports_root().resolve()}/site")',
+                                     metadata={"tags": [runner.WARNINGS_TAG]})
     cell.outputs = [nbformat.from_dict(stream("stdout", f"wrote {paths.outputs_root().resolve()}/registry.json\n")),
                     nbformat.from_dict(stream("stderr", "UserWarning: one\nUserWarning: <two>\n"))]
     nb.cells = [cell]
@@ -124,6 +125,7 @@ def test_the_readers_report_folds_warnings_and_hides_paths(tmp_path):
         assert str(paths.outputs_root().resolve()) not in text and "$SLM_OUTPUT_ROOT/registry.json" in text
     text = reader.read_text()
     assert '<details class="slm-warnings"><summary>2 lines of warnings and messages (stderr)</summary>' in text
-    assert "UserWarning: &lt;two&gt;" in text and "run()" not in text
+    assert "UserWarning: &lt;two&gt;" in text and "run(" not in text
+    assert "$SLM_REPORTS_ROOT/site" in full.read_text()  # the code too
     assert "slm-warnings" not in full.read_text() and "UserWarning: &lt;two&gt;" in full.read_text()
     assert json.loads(executed.read_text())["cells"][0]["outputs"][1]["name"] == "stderr"  # the record is unchanged
