@@ -279,3 +279,28 @@ def test_a_batched_run_is_its_own_entry_and_unbatched_runs_keep_their_ids():
     # the key of a run decoded one at a time has no extra element: earlier registries' entry ids stand
     assert registry.group_key(plain) == registry.group_key(batched)[:-1]
     assert len(registry.group_key(plain)) == 5 + len(registry.SCORE_SETTINGS)
+
+
+def test_notebook_tables_are_rounded_narrow_and_name_no_local_path(tmp_path):
+    """What notebook 03 shows: weights as a table, scores to 1 decimal and p-values to 4 / P(A > B) to 3
+    as the site shows them, the per-pillar quantization differences one per row, a summary sentence."""
+    from site_study import write_study
+    from slmlib.aggregate import WEIGHTS, tables
+
+    registry = write_study(tmp_path / "runs")
+    weights = tables.weights_frame(WEIGHTS)
+    assert weights["pillar"].tolist() == list(PILLARS) and weights["share_%"].tolist()[0] == 31.8
+    frame = leaderboard_frame(registry)
+    scores = frame[["aggregate", *PILLARS]].stack().dropna()
+    assert all(round(x, 1) == x for x in scores) and len(scores) > 10
+    p = tables.significance_matrix(registry, "p_value").stack()
+    above = tables.significance_matrix(registry, "p_a_above_b").stack()
+    assert all(round(x, 4) == x for x in p if isinstance(x, float))
+    assert all(round(x, 3) == x for x in above if isinstance(x, float))
+    assert tables.quantization_frame(registry)["vs_reference"].tolist()[0] == "\u2014"  # the reference row
+    pillars = tables.quantization_pillars_frame(registry)
+    assert list(pillars.columns) == ["model", "quantization", "pillar", "vs_reference"] and len(pillars) == 10
+    assert max(len(line) for line in tables.quantization_frame(registry).to_string().splitlines()) <= 150  # was 290
+    written = write_registry(registry, tmp_path / "outputs" / "registry.json")
+    sentence = tables.registry_summary(registry, written)
+    assert str(tmp_path) not in sentence and "in 2 tracks" in sentence and sentence.startswith("Wrote ")

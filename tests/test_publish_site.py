@@ -171,7 +171,7 @@ def test_model_page_shows_card_tasks_failures_provenance_and_links(study):
     assert page.count("</tr>", page.index('class="tasks"')) >= len(entry["tasks"])
     for task, t in entry["tasks"].items():
         assert f">{task}</span>" in page and f"{t['normalized']:.1f}" in page
-    assert page.count('class="item"') >= 1 and "per-item values are not scores here" in page  # crows_pairs
+    assert page.count('class="item"') >= 1 and "crows_pairs" not in entry["tasks"]  # a bias measure, not a task row
     assert 'class="radar" data-entry="' + entry["entry_id"] in page
     assert "DISPUTED" in page and entry["weights"]["sha256"] in page and "d" * 64 in page
     for run_id in entry["run_ids"]:

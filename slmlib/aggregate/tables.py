@@ -145,20 +145,21 @@ def quantization_frame(registry: dict):
              "size_mb": round(v["size_bytes"] / 1e6, 1) if v["size_bytes"] else None,
              "peak_rss_mb": _round(v["peak_rss_mb"], 0), "decode_tokens_per_s": _round(v["decode_tokens_per_s"]),
              "aggregate": _round(v["aggregate"]), "aggregate_ci": fmt_interval(v["aggregate_ci"]),
-             "vs_reference": fmt_difference((v["differences"] or {}).get("aggregate"))}
+             "vs_reference": fmt_difference((v["differences"] or {}).get("aggregate")) or "\u2014"}
             for group in registry.get("quantizations") or [] for v in group["variants"]]
     return pd.DataFrame(rows, columns=columns)
 
 
 def quantization_pillars_frame(registry: dict):
-    """Per quantization that is not a reference: its difference to the reference in each pillar (as
-    `fmt_difference`)."""
+    """Per quantization that is not a reference and per pillar: its difference to the reference (as
+    `fmt_difference`), one row each, so the table stays narrow."""
     import pandas as pd
 
-    rows = [{"model": group["name"], "quantization": v["name"],
-             **{p: fmt_difference(v["differences"]["pillars"].get(p)) for p in PILLARS}}
-            for group in registry.get("quantizations") or [] for v in group["variants"] if v["differences"]]
-    return pd.DataFrame(rows, columns=["model", "quantization", *PILLARS])
+    rows = [{"model": group["name"], "quantization": v["name"], "pillar": p,
+             "vs_reference": fmt_difference(v["differences"]["pillars"].get(p))}
+            for group in registry.get("quantizations") or [] for v in group["variants"] if v["differences"]
+            for p in PILLARS if p in v["differences"]["pillars"]]
+    return pd.DataFrame(rows, columns=["model", "quantization", "pillar", "vs_reference"])
 
 
 def attention_frame(registry: dict):
