@@ -163,6 +163,14 @@ def test_leaderboard_shows_one_track_even_without_scripts(study):
     assert {g["track"] for g in board["groups"] if g["key"] == "repo:HuggingFaceTB/SmolLM2-135M-Instruct"} == {shown["id"]}
 
 
+def test_a_registry_from_before_tracks_is_refused_with_the_fix(study, tmp_path):
+    old = {**study["registry"], "schema_version": 3}
+    old.pop("tracks")
+    with pytest.raises(ValueError, match="registry: entries without tracks .* run the aggregate stage again"):
+        publish.write_site(old, tmp_path / "site", tmp_path / "runs", tmp_path, progress=False)
+    assert not (tmp_path / "site").exists()
+
+
 def test_model_page_shows_card_tasks_failures_provenance_and_links(study):
     site, registry = study["site"], study["registry"]
     entry = next(e for e in registry["models"] if e["model_id"] == "qwen-05b")

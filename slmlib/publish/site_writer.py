@@ -187,7 +187,11 @@ def write_site(registry: dict, site_dir: Path | None = None, runs_dir: Path | No
                reports_dir: Path | None = None, progress: bool = True) -> list[Path]:
     """Write the whole site (default `paths.site_dir()`, run folders from `paths.runs_dir()`,
     reports from `paths.reports_root()`) into a folder publish owns (`claim_site`; SiteFolderError
-    otherwise); returns the files written."""
+    otherwise); returns the files written. A registry from before tracks is refused with the fix."""
+    if registry.get("models") and not registry.get("tracks"):
+        raise ValueError("registry: entries without tracks (a registry written before schema version 4); run the "
+                         "aggregate stage again (notebooks/03_aggregate.ipynb, or python -m slmlib run --stages "
+                         "aggregate,publish)")
     site = Path(site_dir) if site_dir is not None else paths.site_dir()
     runs_dir = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
     reports_dir = Path(reports_dir) if reports_dir is not None else paths.reports_root()
