@@ -6,6 +6,7 @@ import importlib.metadata as md
 import os
 import platform
 import subprocess
+import uuid
 
 from . import __version__, paths
 
@@ -60,6 +61,32 @@ def system_info() -> dict:
     except ImportError:
         info["torch_threads"] = None
     return info
+
+
+def machine_id() -> str:
+    """A random id for this machine, made once and kept in the cache (`<cache>/machine-id`): runs of one
+    machine share it, so a quorum can count distinct machines. It says nothing about the machine and,
+    unlike a signature, proves nothing: anyone can write any id."""
+    path = paths.cache_root() / "machine-id"
+    new = uuid.uuid4().hex
+    for _ in range(2):
+        try:
+            text = path.read_text(encoding="ascii").strip()
+            if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+                return text
+            return new  # a damaged id file: this run's id is its own
+        except (OSError, UnicodeDecodeError):
+            pass
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "x", encoding="ascii") as fh:  # never over another process's id
+                fh.write(new + "\n")
+            return new
+        except FileExistsError:
+            continue  # another process made it first: read theirs
+        except OSError:
+            return new  # a read-only cache: this run's id is its own
+    return new
 
 
 def collect() -> dict:

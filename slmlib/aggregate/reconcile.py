@@ -42,6 +42,7 @@ class Study:
     incomplete: list[str] = field(default_factory=list)  # run folders without results.json
     extracted: list[str] = field(default_factory=list)  # run ids taken from archives on this call
     signers: dict[str, str] = field(default_factory=dict)  # run_id -> trusted signer (signed runs only)
+    foreign: set[str] | None = field(default_factory=set)  # run ids ever taken from archives (None: memory damaged)
 
 
 def load_study(runs_dir: Path | None = None, inbox: Path | None = None,
@@ -62,12 +63,18 @@ def load_study(runs_dir: Path | None = None, inbox: Path | None = None,
     study = Study()
     waiting = sorted(p for p in inbox.iterdir() if p.name.endswith(archives.ARCHIVE_SUFFIXES) and p.is_file()) \
         if inbox.is_dir() else []
+    memory_path, memory = inbox / archives.INTAKE_FILE, None
     if waiting:
-        memory_path = inbox / archives.INTAKE_FILE
         with artifacts.file_lock(memory_path):  # two aggregates at once take archives in one after the other
             memory = archives.read_intake(memory_path)
             for archive in waiting:
                 take_archive(archive, runs_dir, study, memory, memory_path, trusted, rescore_archives)
+    else:
+        try:
+            memory = archives.read_intake(memory_path)
+        except archives.IntakeError:
+            memory = None  # nothing waiting: a damaged memory only means the foreign runs are unknown
+    study.foreign = None if memory is None else {r for rec in memory["archives"].values() for r in rec["runs"]}
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink()
                      and not p.name.startswith(".")) if runs_dir.is_dir() else []
     for folder in folders:

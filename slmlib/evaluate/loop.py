@@ -172,7 +172,8 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
         "adapter": adapter_record(card),
         "edge": artifacts.read_json(edge_path) if edge_path.exists() else {"size_bytes": size_bytes(card)},
         "energy": energy.total([r.get("energy") for r in records.values()]),
-        "provenance": {**provenance.collect(), "data_packs": datapacks.pack_manifest()},
+        "provenance": {**provenance.collect(), "machine_id": provenance.machine_id(),
+                       "data_packs": datapacks.pack_manifest()},
         "started_at": _iso(started), "finished_at": _iso(time.time()),
         "wall_seconds": round(time.time() - started, 1),
     }
