@@ -20,6 +20,7 @@ embedded suite, and the aggregate's and every pillar's 95% interval holds 0.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 import pytest
@@ -39,6 +40,16 @@ def lm_eval_task(prep: suites.PreparedTask):
     return harness.task_manager().load([harness.task_config(prep)])["tasks"][prep.bench.name]
 
 
+@functools.cache
+def chosen_docs(name: str, limit: int | None = LIMIT):
+    """The prepared task, its lm-eval task and the documents of the chosen items, as lm-eval sees them."""
+    harness.set_offline_env()
+    prep = prepared(name, limit)
+    task = lm_eval_task(prep)
+    docs = list(task.test_docs())
+    return prep, task, [docs[i] for i in prep.indices]
+
+
 def prepared(name: str, limit: int | None = LIMIT) -> suites.PreparedTask:
     try:
         return suites.prepare_task(name, limit, SEED)
@@ -54,14 +65,10 @@ def expectations() -> dict[str, tuple[float, float]]:
     """Per multiple-choice task of the embedded suite (the default run's items): the expectation of its
     primary metric under uniform guessing, computed item by item by the task's own lm-eval
     process_results with all the probability on each choice in turn, and the recorded baseline."""
-    harness.set_offline_env()
     out = {}
     for name in MULTIPLE_CHOICE:
-        prep = prepared(name)
-        task = lm_eval_task(prep)
-        docs = list(task.test_docs())
-        expected = sum(uniform_score(task, docs[i], prep.bench.metric) for i in prep.indices) / len(prep.indices)
-        out[name] = (expected, prep.baseline)
+        prep, task, docs = chosen_docs(name)
+        out[name] = (sum(uniform_score(task, d, prep.bench.metric) for d in docs) / len(docs), prep.baseline)
     return out
 
 
@@ -95,21 +102,54 @@ def test_every_pillar_and_the_aggregate_expect_zero(expectations):
 
 def test_boolq_sample_has_as_many_yes_as_no_so_a_constant_answer_scores_chance():
     for limit, each in ((LIMIT, 40), (81, 40), (None, 1237)):
-        prep = prepared("boolq", limit)
-        docs = list(lm_eval_task(prep).test_docs())
-        labels = Counter(docs[i]["label"] for i in prep.indices)
-        assert labels == {0: each, 1: each}, limit
+        prep, task, docs = chosen_docs("boolq", limit)
+        assert Counter(d["label"] for d in docs) == {0: each, 1: each}, limit
     # the whole split is 62% "yes": a model that always says "yes" would score 0.62 there, 24 points
-    assert sum(d["label"] for d in docs) / len(docs) == pytest.approx(0.6217, abs=1e-4)
+    split = list(task.test_docs())
+    assert sum(d["label"] for d in split) / len(split) == pytest.approx(0.6217, abs=1e-4)
 
 
-def test_balanced_sampling_gives_every_group_the_same_count():
+def test_balanced_sampling_follows_the_weights_exactly():
     docs = [{"g": "a"}] * 10 + [{"g": "b"}] * 3 + [{"g": "c"}] * 7
+    equal = {"a": 1, "b": 1, "c": 1}
     for limit, each in ((6, 2), (7, 2), (100, 3), (None, 3), (2, 0)):
-        chosen = suites.stratified_sample(docs, limit, "g", "s", balance=True)
+        chosen = suites.stratified_sample(docs, limit, "g", "s", equal)
         assert Counter(docs[i]["g"] for i in chosen) == ({"a": each, "b": each, "c": each} if each else {})
-        assert chosen == sorted(set(chosen))
-    assert suites.stratified_sample(docs, 6, "g", "s", balance=True) == suites.stratified_sample(docs, 6, "g", "s", True)
+        assert chosen == sorted(set(chosen)) and chosen == suites.stratified_sample(docs, limit, "g", "s", equal)
+    chosen = suites.stratified_sample(docs, None, "g", "s", {"a": 2, "b": 1, "c": 2})
+    assert Counter(docs[i]["g"] for i in chosen) == {"a": 6, "b": 3, "c": 6}
+    with pytest.raises(ValueError, match="give every group a weight"):
+        suites.stratified_sample(docs, 6, "g", "s", {"a": 1, "b": 1})
+
+
+CONSTANT_ANSWERS = ("boolq", "mmlu", "mathqa")  # the same answers every item (no/yes, A-D) or listed in the prompt
+
+
+@pytest.mark.parametrize("name", CONSTANT_ANSWERS)
+def test_a_constant_answer_scores_at_most_chance(name):
+    """Where a model can give the same answer to every item (BoolQ's "yes", MMLU's letter, MathQA's listed
+    position), the balanced sample makes that strategy score the chance level: exactly on BoolQ and MMLU;
+    on MathQA 0.2 against 0.1991, since a few items list more than five options but never put the right
+    one after the fifth (0.1 points)."""
+    prep, task, docs = chosen_docs(name)
+    always = []
+    for j in range(5):
+        picks = [task.process_results(d, [(0.0 if c == j else -1e9, c == j) for c in range(len(task.doc_to_choice(d)))])
+                 for d in docs]
+        always.append(sum(r[prep.bench.metric] for r in picks) / len(docs))
+    assert aggregate.normalize(max(always), prep.baseline) <= (0.2 if name == "mathqa" else 1e-9), always
+
+
+def test_bbq_always_unknown_scores_chance():
+    """BBQ's right answer is "unknown" exactly in its ambiguous contexts: one in three items of the sample."""
+    for limit in (LIMIT, None):
+        prep, _, docs = chosen_docs("bbq", limit)
+        unknown = [d["choices"][d["gold"]].strip().lower() in ("can't be determined", "cannot be determined",
+                                                              "not enough info", "not enough information",
+                                                              "undetermined", "unknown", "cannot answer",
+                                                              "can't answer", "not answerable", "not known")
+                   for d in docs]
+        assert sum(unknown) * 3 == len(docs) and prep.baseline == pytest.approx(1 / 3)
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,7 @@ def test_standard_suite_maps_one_to_one_onto_the_embedded_suite_and_lm_evals_tas
     assert {n: get_benchmark(n).lm_eval_task for n in suites.SUITES["standard"]} == {
         "mmlu": "mmlu", "arc_challenge": "arc_challenge", "hellaswag": "hellaswag",
         "truthfulqa_mc1": "truthfulqa_mc1", "humaneval": "humaneval", "mbpp": "mbpp", "gsm8k_cot": "gsm8k_cot",
-        "arithmetic": None, "boolq": "boolq", "piqa": "piqa", "winogrande": "winogrande", "bbq": "bbq",
+        "arithmetic": None, "mathqa": "bigbench_elementary_math_qa_multiple_choice", "boolq": "boolq", "piqa": "piqa", "winogrande": "winogrande", "bbq": "bbq",
         "crows_pairs": "crows_pairs_english", "hhh_alignment": "bigbench_hhh_alignment_multiple_choice",
         "truthfulqa_mc2": "truthfulqa_mc2"}
 

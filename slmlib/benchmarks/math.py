@@ -75,7 +75,8 @@ def _mathqa(files):
         inputs = f"{task['example_input_prefix']} {ex['input']}{choices}\nA:".lstrip()
         docs.append({"inputs": inputs, "targets": [best], "multiple_choice_targets": targets,
                      "multiple_choice_scores": [ex["target_scores"][t] for t in targets],
-                     "n_options": len(targets), "item_id": str(i), "canary": task["canary"][-36:]})
+                     "answer_position": str(min(targets.index(best), 4)), "item_id": str(i),
+                     "canary": task["canary"][-36:]})
     return docs
 
 
@@ -85,12 +86,15 @@ register(Benchmark(
     sha256="f4b0981c528da276d7d2375207fe4c03afe32f51fa522cd9043a853aa2237247",
     load=_mathqa, lm_eval_yaml="bigbench/multiple_choice_template_a_yaml",
     lm_eval_task="bigbench_elementary_math_qa_multiple_choice",
-    n_choices=lambda d: len(d["multiple_choice_targets"]), stratify="n_options", license="Apache-2.0",
+    n_choices=lambda d: len(d["multiple_choice_targets"]), stratify="answer_position",
+    balance={str(i): 1 for i in range(5)}, license="Apache-2.0",
     source_note="BIG-bench elementary_math_qa, subtask question_only (7,688 MathQA word problems, "
                 "mostly five numeric options; derived from MathQA, Amini et al. 2019, Apache-2.0) from "
                 "the bigbench sdist; BIG-bench's prompt with the options listed, lm-eval's bigbench "
-                "multiple-choice template, scored by the log-likelihood of each option; every document "
-                "keeps the BIG-bench canary GUID. The other four subtasks give the same problems with "
+                "multiple-choice template, scored by the log-likelihood of each option; sampled with as many "
+                "right answers in the first, second, third, fourth and later listed positions (the split has "
+                "16% to 22% in each), so a model that always takes one listed position scores at most chance; "
+                "every document keeps the BIG-bench canary GUID. The other four subtasks give the same problems with "
                 "hints (the solution's operations), so they are left out; lm-eval's own task (the standard "
                 "suite) runs all five on the Hub copy",
 ))

@@ -24,8 +24,10 @@ register(Benchmark(
     overrides={"doc_to_text": "The following are multiple choice questions (with answers) about "
                "{{subject.replace('_', ' ')}}.\n\n{{question.strip()}}\nA. {{choices[0]}}\n"
                "B. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"},
-    n_choices=lambda d: 4, stratify="subject", license="MIT",
-    source_note="hails/mmlu_no_train test split (14,042 items), as lm-eval's mmlu",
+    n_choices=lambda d: 4, stratify="answer", balance={"0": 1, "1": 1, "2": 1, "3": 1}, license="MIT",
+    source_note="hails/mmlu_no_train test split (14,042 items), as lm-eval's mmlu, on a sample with as many "
+                "items answered A as B, C and D: the split's answers are 23% A to 27% D (the default run's "
+                "proportional sample had 30% D), and a model that always answers one letter scores that share",
 ))
 
 

