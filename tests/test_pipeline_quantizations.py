@@ -245,10 +245,19 @@ def test_only_quantizations_measured_alike_are_compared():
 
 
 def test_different_items_are_not_paired():
-    registry = build(quant_run("F32", 0.6), quant_run("Q4_1", 0.4, tasks=("boolq", "arc_challenge")), resamples=50)
+    q4 = quant_run("Q4_1", 0.4)
+    q4[0]["tasks"]["gsm8k_cot"]["item_ids"] = [f"x{i}" for i in range(40)]  # other items (another data pack)
+    for i, row in enumerate(q4[1]["gsm8k_cot"]):
+        row["item_id"] = f"x{i}"
+    registry = build(quant_run("F32", 0.6), q4, resamples=50)
     d = registry["quantizations"][0]["variants"][1]["differences"]
-    assert d["aggregate"]["paired"] is False and d["aggregate"]["p_value"] is None  # tasks differ
-    assert d["pillars"]["language"]["paired"] is True and set(d["pillars"]) == {"reasoning", "language"}
+    assert d["aggregate"]["paired"] is False and d["aggregate"]["p_value"] is None  # math's items differ
+    assert d["pillars"]["language"]["paired"] is True and d["pillars"]["math"]["paired"] is False
+
+
+def test_other_task_sets_are_other_tracks_and_never_one_set():
+    registry = build(quant_run("F32", 0.6), quant_run("Q4_1", 0.4, tasks=("boolq", "arc_challenge")), resamples=50)
+    assert registry["quantizations"] == [] and len({e["track"] for e in registry["models"]}) == 2
 
 
 def test_the_section_is_rebuilt_byte_for_byte(tmp_path):
