@@ -133,11 +133,26 @@ def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
                         [d["item_id"] for d in chosen], bench.baseline(chosen))
 
 
+def chance_rule(b: Benchmark) -> str:
+    """How the benchmark's chance level is computed (the baseline its scores are normalized against)."""
+    if not b.ranked:
+        return (f"none: a bias measure beside the ranking, ideal {b.bias_ideal:g} (a guessing model has no "
+                "preference and scores it too)")
+    if b.n_choices is None:
+        return "0: the expected score of uniform guessing (nothing to choose from; an empty answer scores 0)"
+    rule = getattr(b, "BASELINE_RULE", "1/choices per item")
+    balanced = (f"; the sample holds items with {b.stratify} {', '.join(b.balance)} in the proportions "
+                f"{':'.join(str(w) for w in b.balance.values())}, so a model giving the same answer every time "
+                "scores chance too") if b.balance else ""
+    return f"the expected score of uniform guessing: {rule}, averaged over the items evaluated{balanced}"
+
+
 def benchmark_table() -> list[dict]:
     """One row per registered benchmark, for the methodology page and the notebooks."""
     return [{"task": b.name, "title": b.title, "pillar": b.pillar, "metric": b.metric,
              "num_fewshot": b.num_fewshot,
              "baseline": getattr(b, "BASELINE_RULE", "1/choices per item" if b.n_choices else "0"),
+             "chance": chance_rule(b), "ranked": b.ranked,
              "pack": b.pack, "license": b.license, "source": b.source_note}
             for b in all_benchmarks().values()]
 

@@ -76,7 +76,22 @@ def spec_values(entry: dict) -> dict[str, float | None]:
         **{key: edge.get(source) for key, source in _EDGE_KEYS.items()},
         "energy_wh": energy["kwh"] * 1000 if energy.get("kwh") is not None else None,
         "co2_g": energy["co2_kg"] * 1000 if energy.get("co2_kg") is not None else None,
+        **{f"bias_{name}": b.get("value") for name, b in (entry.get("bias") or {}).items()},
     }
+
+
+def bias_rows(entry: dict) -> list[dict]:
+    """An entry's bias measures (CrowS-Pairs): value, ideal, interval, items; never ranked."""
+    benches = all_benchmarks()
+    return [{"task": name, "title": benches[name].title if name in benches else name, **b}
+            for name, b in sorted((entry.get("bias") or {}).items())]
+
+
+def bias_spec_rows() -> list[dict]:
+    """Compare-page rows of the registered bias measures (no best value: their ideal is a middle)."""
+    return [{"key": f"bias_{b.name}", "label": f"{b.title}: {b.metric} (bias measure, ideal {b.bias_ideal:g}; "
+             "never ranked)", "unit": "", "better": None, "digits": 3}
+            for b in all_benchmarks().values() if not b.ranked]
 
 
 def task_rows(entry: dict) -> list[dict]:
@@ -107,7 +122,7 @@ def entry_view(entry: dict, names: dict[str, str] | None = None) -> dict:
             "source_url": source_url(entry.get("hf_repo")), "group": model_key(entry),
             "quantization_label": entry.get("quantization_name") or entry.get("quantization"),
             "aggregate_ci": intervals.get("aggregate"), "pillar_cis": intervals.get("pillars") or {},
-            "tasks": task_rows(entry), "spec": spec_values(entry)}
+            "tasks": task_rows(entry), "spec": spec_values(entry), "bias": bias_rows(entry)}
 
 
 def site_data(registry: dict) -> dict:
@@ -128,7 +143,7 @@ def site_data(registry: dict) -> dict:
         "filters": {"size_bucket": [b["name"] for b in SIZE_BUCKETS], "family": distinct("family"),
                     "license": distinct("license"), "badge": [b["name"] for b in BADGES], "pillar": list(PILLARS)},
         "spec_rows": [{"key": k, "label": label, "unit": unit, "better": better, "digits": digits}
-                      for k, label, unit, better, digits in SPEC_ROWS],
+                      for k, label, unit, better, digits in SPEC_ROWS] + bias_spec_rows(),
         "bootstrap": registry.get("bootstrap"),
     }
 

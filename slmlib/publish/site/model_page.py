@@ -2,7 +2,8 @@
 
 Takes the entry's view (`data.entry_view`) and what `evidence` read from its run folders: the
 card from detect, pillar radar (drawn by `site.js` from the embedded data), the model's
-quantizations side by side (`quantization_section`), per-task table, worst-scored items, edge
+quantizations side by side (`quantization_section`), per-task table, bias measures beside the ranking
+(CrowS-Pairs), worst-scored items, edge
 metrics, energy and CO2, provenance, and links to the run's HTML reports and per-item logs.
 Every string is escaped.
 """
@@ -90,6 +91,23 @@ def task_section(v: dict) -> str:
             "items, runs, and the spread of the normalized score over runs (DISPUTED above 0.5).</p>\n"
             + table(["Pillar", "Task", "Metric", "Raw", "Baseline", "Normalized", "95% CI", "Items", "Runs",
                      "Spread"], rows, cls="tasks", numeric={3, 4, 5, 6, 7, 8, 9}))
+
+
+def bias_section(v: dict) -> str:
+    """Bias measures beside the ranking (CrowS-Pairs): the raw value with its interval and the unbiased
+    ideal; not in any pillar, since a guessing model has no preference either."""
+    if not v.get("bias"):
+        return ""
+    rows = [[f'<span title="{esc(b["title"])}">{esc(b["task"])}</span>', esc(b.get("metric") or ""),
+             fmt(b.get("value"), 3),
+             f'[{b["ci"][0]:.3f}, {b["ci"][1]:.3f}]' if b.get("ci") else '<span class="muted">none</span>',
+             fmt(b.get("ideal"), 3), esc(b.get("n"))] for b in v["bias"]]
+    return ('<h2 id="bias">Bias measures (beside the ranking)</h2>\n<p class="note">Reported like energy, never '
+            "part of a pillar or the rank: their ideal is indifference (CrowS-Pairs: the stereotyped sentence "
+            "preferred in half the pairs), which a model that guesses at random also reaches, so a high score "
+            "would reward a model for not telling the sentences apart. Read them next to the safety pillar.</p>\n"
+            + table(["Measure", "Metric", "Value", "95% CI", "Ideal", "Items"], rows, cls="bias",
+                    numeric={2, 3, 4, 5}))
 
 
 def worst_section(worst: dict[str, dict], open_first: int = 2) -> str:
@@ -188,7 +206,7 @@ def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: st
                + (f" \u00b7 other variants in this track: {others}" if others else "")
                + (f" \u00b7 in other tracks (not comparable): {tracks}" if tracks else "") + "</p>")
     body = (summary + card_section(v, evidence.get("card")) + pillar_section(v)
-            + quantization_section(qset, v["entry_id"]) + task_section(v)
+            + quantization_section(qset, v["entry_id"]) + task_section(v) + bias_section(v)
             + worst_section(evidence["worst"]) + spec_section(v, evidence.get("energy_method"))
             + '<h2 id="provenance">Provenance</h2>\n'
             + "".join(provenance_section(r["run_id"], r["results"]) for r in evidence["runs"])

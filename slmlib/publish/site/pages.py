@@ -179,7 +179,8 @@ def render_compare(data: dict, qsets: list[dict], reports_href: str) -> str:
         '<p class="note">Choose two to four models, from one track: entries of different tracks were measured '
         "under different protocols (tasks, items, seed), so they are never ranked or tested against each "
         "other. Differences are tested with the paired bootstrap of the aggregate stage; hardware figures are "
-        "from each run's machine and never change a rank.</p>\n"
+        "from each run's machine and never change a rank; bias measures (CrowS-Pairs) are listed with them, "
+        "beside the ranking, with their ideal.</p>\n"
         f'<div id="picker"><p class="legend-title">Models</p>{picks or "No models yet."}</div>\n'
         '<p id="pick-status" class="note" aria-live="polite"></p>\n'
         '<p id="cross-track" class="note warning" hidden></p>\n'

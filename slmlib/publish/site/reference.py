@@ -42,7 +42,7 @@ def pillar_tables(weights: dict[str, float]) -> str:
         kind = "generation" if bench.generative else "multiple choice"
         rows_by_pillar.setdefault(b["pillar"], []).append([
             f"<code>{esc(b['task'])}</code><br>{esc(b['title'])}",
-            f"{esc(b['metric'])}<br>{esc(kind)}, {esc(b['num_fewshot'])}-shot<br>baseline {esc(b['baseline'])}",
+            f"{esc(b['metric'])}<br>{esc(kind)}, {esc(b['num_fewshot'])}-shot<br>chance level: {esc(b['chance'])}",
             f"{esc(b['pack'])}, {esc(b['license'])}<br><code class=digest>{esc(bench.sha256)}</code>",
             esc(b["source"])])
     total = sum(weights.values())
@@ -51,7 +51,7 @@ def pillar_tables(weights: dict[str, float]) -> str:
         share = weights.get(p, 0.0) / total if total else 0.0
         out.append(f'<h3 id="pillar-{p}">{esc(p.capitalize())}: weight {weights.get(p, 0.0):.2f} '
                    f"(share {share:.1%} with every pillar present)</h3>\n"
-                   + table(["Task", "Metric, type, random baseline", "Data pack, licence, pinned SHA-256",
+                   + table(["Task", "Metric, type, chance level", "Data pack, licence, pinned SHA-256",
                             "Source"], rows_by_pillar[p], cls="wide"))
     return "\n".join(out)
 
@@ -92,7 +92,22 @@ def render_methodology(registry_weights: dict[str, float] | None, reports_href: 
         "<code>slmlib.detect</code>) each time the site is published.</p>\n"
         '<h2 id="scores">Scores</h2>\n' + definitions([
             ("Normalization", f"<code>{esc(NORMALIZATION)}</code>: 0 is random guessing on the items evaluated, "
-                              "100 is perfect"),
+                              "100 is perfect, below chance is negative"),
+            ("Chance scores 0", "the rule every ranked number follows: a model that guesses uniformly at random "
+                                "scores 0 in expectation on every ranked task, every pillar and the aggregate. "
+                                "Each task's baseline is the expected score of uniform guessing on the items "
+                                "evaluated (per task below; model pages show its value), and scores are not "
+                                "clipped at 0, which would give a guesser about 0.4 standard errors per task. "
+                                "Where a model can give the same answer to every item (BoolQ's yes or no, MMLU's "
+                                "letter, BBQ's \u201cunknown\u201d, MathQA's listed position) the items are "
+                                "sampled so that this scores chance too. A test runs a synthetic model that "
+                                "guesses uniformly through the whole pipeline and checks that the aggregate and "
+                                "every pillar hold 0 in their 95% intervals, and that every multiple-choice "
+                                "metric's exact expectation under guessing equals its baseline"),
+            ("Bias measures", "measures whose ideal is indifference (CrowS-Pairs: the stereotyped sentence "
+                              "preferred in half the pairs) are reported beside the ranking with their interval, "
+                              "on model and compare pages, never averaged into a pillar: a guessing model reaches "
+                              "that ideal too (as HELM reports its bias metrics beside accuracy)"),
             ("Pillar", "mean of the normalized scores of its tasks (each task counts once)"),
             ("Aggregate", f"<code>{esc(RENORMALIZATION)}</code>"),
             ("Weights", esc(", ".join(f"{p} {weights.get(p, 0.0):.2f}" for p in PILLARS)
