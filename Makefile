@@ -26,6 +26,12 @@ setup: $(SETUP_STAMP) $(BIGBENCH_STAMP) ## create .venv, install pinned dependen
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; \
 	else echo "warning: no bwrap and not root with apt-get: HumanEval and MBPP will refuse to run; install bubblewrap" >&2; fi
+	@# the site's browser tests drive Debian's Chromium (without it they are skipped and the test summary says so)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else echo "warning: no chromium and not root with apt-get: the browser tests will be skipped; install Debian's chromium" >&2; fi
 
 $(SETUP_STAMP): requirements.txt requirements-data.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
