@@ -9,9 +9,11 @@ import re
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from site_study import HOSTILE_NAME, STAGE_NOTEBOOKS, TASKS, write_study
 from slmlib import artifacts, paths
+from slmlib.publish import study_report
 from slmlib.publish import figure_rows, fmt_figure, render_reports_index, spec_values, write_site, write_study_report
 
 
@@ -125,10 +127,11 @@ def test_what_changed_is_told_against_the_last_publication_of_another_registry(s
     assert again["changes"] == summary["changes"] and again["since"] == first["published_at"]
     page = (paths.reports_root() / "study.html").read_text()
     assert f"Since the publication of {first['published_at']}" in page and "Removed: " in page
-    (paths.reports_root() / "study.json").write_text("[1, 2")  # damaged: the next one is a first publication
-    write_study_report(study)
-    assert json.loads((paths.reports_root() / "study.json").read_text())["changes"] == [
-        "First publication: no earlier report to compare with."]
+    for damaged in ("[1, 2", json.dumps({**again, "entries": {"x": 3}}), json.dumps({**again, "changes": "text"})):
+        (paths.reports_root() / "study.json").write_text(damaged)  # the next one is a first publication
+        write_study_report(study)
+        assert json.loads((paths.reports_root() / "study.json").read_text())["changes"] == [
+            "First publication: no earlier report to compare with."]
 
 
 def test_figures_are_rounded_and_labelled_as_the_site_shows_them(study):
@@ -142,3 +145,23 @@ def test_figures_are_rounded_and_labelled_as_the_site_shows_them(study):
     assert fmt_figure("energy_wh", None) == "\u2014"
     with pytest.raises(KeyError):
         fmt_figure("no-such-figure", 1.0)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=3), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(json_values, st.fixed_dictionaries(
+    {"kind": st.just("SLM Study report summary"), "registry_sha256": st.text(max_size=4),
+     "published_at": st.text(max_size=4),
+     "entries": st.dictionaries(st.sampled_from(["m@1", "x"]), st.one_of(json_values, st.fixed_dictionaries(
+         {}, optional={k: json_values for k in ("name", "quantization", "track", "aggregate", "rank")})), max_size=2)},
+    optional={"changes": json_values})))
+def test_any_last_summary_is_read_or_refused_and_never_breaks_what_changed(tmp_path, value):
+    (tmp_path / "study.json").write_text(json.dumps(value))
+    previous = study_report.read_previous(tmp_path)
+    current = study_report.summary({"models": [{"entry_id": "m@1", "name": "M", "aggregate": 1.0, "rank": 1}]})
+    told = study_report.changes(previous, current)
+    assert told and all(isinstance(c, str) for c in told)

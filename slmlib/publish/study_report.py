@@ -33,10 +33,10 @@ def fmt_figure(key: str, value: float | None) -> str:
     return fmt(value, DIGITS[key])
 
 
-def figure_rows(spec: dict, keys: tuple[str, ...] | None = None) -> list[dict]:
+def figure_rows(spec: dict) -> list[dict]:
     """The site's spec rows of `spec` (`data.spec_values`) present in it: figure, value (site decimals), unit."""
     return [{"figure": label, "value": fmt_figure(k, spec[k]), "unit": unit}
-            for k, label, unit, _, _ in data.SPEC_ROWS if (keys is None or k in keys) and spec.get(k) is not None]
+            for k, label, unit, _, _ in data.SPEC_ROWS if spec.get(k) is not None]
 
 
 def registry_digest(registry: dict) -> str:
@@ -49,6 +49,15 @@ def summary(registry: dict) -> dict:
     return {"kind": SUMMARY_KIND, "registry_sha256": registry_digest(registry),
             "entries": {e["entry_id"]: {k: e.get(k) for k in ("name", "quantization", "track", "aggregate", "rank")}
                         for e in registry.get("models") or []}}
+
+
+def _entry_summary(e: object) -> bool:
+    """Shaped as `summary` writes an entry: text or None for the names, numbers or None for aggregate and rank."""
+    def number(v: object) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    return (isinstance(e, dict) and all(e.get(k) is None or isinstance(e[k], str) for k in ("name", "quantization", "track"))
+            and number(e.get("aggregate")) and number(e.get("rank")))
 
 
 def changes(previous: dict | None, current: dict) -> list[str]:
@@ -78,13 +87,19 @@ def changes(previous: dict | None, current: dict) -> list[str]:
 
 
 def read_previous(reports_dir: Path) -> dict | None:
-    """The last publication's summary, or None (none yet, or not a summary)."""
+    """The last publication's summary, or None (none yet, unreadable, or not shaped as `write_study_report`
+    writes it)."""
     path = Path(reports_dir) / SUMMARY
     try:
         record = artifacts.read_json_bounded(path, 64 << 20, 8) if path.is_file() else None
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("kind") == SUMMARY_KIND else None
+    if not (isinstance(record, dict) and record.get("kind") == SUMMARY_KIND and isinstance(record.get("entries"), dict)
+            and all(_entry_summary(e) for e in record["entries"].values())
+            and all(isinstance(record.get(k), str) for k in ("registry_sha256", "published_at"))
+            and isinstance(record.get("changes", []), list) and all(isinstance(c, str) for c in record.get("changes", []))):
+        return None
+    return record
 
 
 def task_rows(registry: dict, runs: dict[str, dict]) -> list[list[str]]:
