@@ -1,4 +1,4 @@
-"""Command line: `python -m slmlib {run,validate,intake,schema,fetch-data,report,screenshots,agree,bench,audit,keys,pack}`
+"""Command line: `python -m slmlib {run,validate,intake,schema,fetch-data,report,screenshots,agree,bench,audit,todo,keys,pack}`
 (a thin layer over slmlib)."""
 
 from __future__ import annotations
@@ -249,6 +249,19 @@ def cmd_audit(args) -> int:
     return 0 if record["verdict"] == "pass" else 1
 
 
+def cmd_todo(args) -> int:
+    """What the leaderboard still needs (entries below quorum, disputed tasks, foreign runs to audit)."""
+    from . import aggregate, artifacts
+
+    path = paths.registry_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no registry yet; run the aggregate stage first")
+    lines = aggregate.todo(artifacts.read_json_bounded(path, 256 << 20, 64))
+    print("\n".join(lines) if lines else "nothing to do: every entry is confirmed, none disputed, every foreign "
+                                          "run audited (or audits not required)")
+    return 0
+
+
 def cmd_keys(args) -> int:
     """A new Ed25519 key pair for signing runs (the private key outside the repository, mode 0600)."""
     from . import signing
@@ -328,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--fraction", type=float, default=0.05,
                        help="share of each task's items to redo (default %(default)s, at least 5 per task)")
     audit.set_defaults(func=cmd_audit)
+    sub.add_parser("todo", help="list what the leaderboard still needs, as commands").set_defaults(func=cmd_todo)
     keys = sub.add_parser("keys", help="make a key pair for signing runs you send (keys new)")
     keys.add_argument("action", choices=["new"])
     keys.add_argument("--out", help="private key path (default ~/.config/slm-study/signing.key; the public key "

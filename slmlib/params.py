@@ -26,6 +26,7 @@ MAX_SEED = 2**32 - 1  # numpy's seed range
 DTYPES = ("float32", "bfloat16")
 MAX_DECODE_BATCH = 31  # llama.cpp sequences decoded together (its context holds one more: the shared prefix)
 BACKENDS = ("auto", "llamacpp", "hf")  # auto: llama.cpp for GGUF weights without an adapter, else hf
+MAX_QUORUM = 99
 RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri")  # read by the runner after the stages, by no notebook
 
 
@@ -59,6 +60,9 @@ class StudyParams:
     apply_chat_template: bool | str = "auto"
     energy_country: str = "USA"  # evaluate: ISO 3166-1 alpha-3 code for CodeCarbon's grid carbon intensity
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
+    quorum: int = 1  # aggregate: distinct runners that must agree before an entry is ranked (1: one machine)
+    require_signatures: bool = False  # aggregate: take archives in only when signed by params/contributors.yaml
+    require_audit: bool = False  # aggregate: count a run from another machine only after its audit passed
     site_dir: str = ""  # publish: folder of the static site; "" = reports/site
     mlflow: bool = False  # runner: also log the run to MLflow (optional extra: `make mlflow`)
     mlflow_tracking_uri: str = ""  # runner: MLflow tracking URI; "" = the local file store outputs/mlruns
@@ -228,6 +232,8 @@ def _check_values(p: StudyParams) -> list[str]:
     if not 0 <= p.seed <= MAX_SEED:
         out.append(f"seed: {p.seed} is outside 0..{MAX_SEED} (2**32 - 1, numpy's seed range); pick a seed in it")
     out += _check_pillar_weights(p.pillar_weights)
+    if not 1 <= p.quorum <= MAX_QUORUM:
+        out.append(f"quorum: {p.quorum} runners; use 1 (a study on one machine) to {MAX_QUORUM}")
     if p.mlflow_tracking_uri and not p.mlflow:
         out.append("mlflow_tracking_uri: set, but mlflow is false; set mlflow: true to log the run there")
     if p.quantization and not paths.QUANTIZATION_NAME.fullmatch(p.quantization):

@@ -9,7 +9,9 @@ never cross a track), `registry` builds and writes the registry (`schemas` check
 from . import uncertainty
 from ..params import validate as read_params
 from .quantization_compare import METHOD as QUANTIZATION_METHOD, model_key
+from ..signing import read_contributors as trusted_keys
 from .archives import ARCHIVE_SUFFIXES, extract_safely
+from .quorum import todo
 from .reconcile import load_study, read_run
 from .registry import DISPUTE_POINTS, build_registry, write_registry
 from .tracks import TRACK_RULE, default_track
@@ -20,12 +22,13 @@ from .tables import (attention_frame, fmt_interval, intervals_frame, leaderboard
                      tracks_frame, weights_frame)
 
 __all__ = [  # what the notebook calls
-    "read_params", "check_weights", "WEIGHTS", "weights_frame", "load_study", "build_registry", "tracks_frame",
+    "read_params", "check_weights", "WEIGHTS", "weights_frame", "trusted_keys", "load_study", "build_registry",
+    "tracks_frame",
     "leaderboard_frame", "intervals_frame", "significance_matrix", "quantization_frame", "quantization_pillars_frame",
     "attention_frame", "write_registry", "registry_summary",
 ] + [  # for the runner, the command line and the other stages
     "BADGES", "DISPUTE_POINTS", "NORMALIZATION", "QUANTIZATION_METHOD", "RENORMALIZATION",
     "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores", "weight_problems",
     "TRACK_RULE", "default_track", "track_entries", "track_of", "uncertainty",
-    "ARCHIVE_SUFFIXES", "extract_safely", "read_run",
+    "ARCHIVE_SUFFIXES", "extract_safely", "read_run", "todo",
 ]

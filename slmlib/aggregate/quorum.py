@@ -3,8 +3,9 @@
 A runner is who made a run: its signer when the run came signed by a trusted key
 (`reconcile.Study.signers`), else the machine it ran on (the random id `provenance.machine_id` records
 in each run; runs that predate it count as one unknown machine). An entry is `confirmed` once `quorum`
-distinct runners made its runs and they agree on every task (not DISPUTED); with fewer runners, or
-disputed, it is `provisional`: shown as such and not ranked. A foreign run (from an archive) with
+distinct runners made runs that agree with its median on every task (within the dispute threshold);
+with fewer it is `provisional`: shown as such and not ranked. The median still wins and a spread is
+still DISPUTED, as before. A foreign run (from an archive) with
 `require_audit` counts only once an audit of it passed (`tools.audit`, `outputs/audits/`).
 `todo` lists what the leaderboard still needs, as commands.
 """
@@ -12,6 +13,7 @@ disputed, it is `provisional`: shown as such and not ranked. A foreign run (from
 from __future__ import annotations
 
 from .. import artifacts, paths
+from .scoring import normalize
 
 UNKNOWN_MACHINE = "machine:unrecorded"
 AUDIT_MAX_BYTES = 1 << 20
@@ -37,17 +39,27 @@ def audit_verdict(run_id: str) -> str | None:
     return verdict if verdict in ("pass", "fail") else None
 
 
-def quorum_status(runs: list[dict], disputed: bool, required: int, signers: dict[str, str],
-                  foreign: set[str], require_audit: bool) -> dict:
-    """The entry's quorum record: who made its runs, how many count, and `confirmed` or `provisional`."""
-    counted, waiting = set(), []
-    for run in runs:
-        if require_audit and run["run_id"] in foreign and audit_verdict(run["run_id"]) != "pass":
-            waiting.append(run["run_id"])
-            continue
-        counted.add(runner_of(run, signers))
-    confirmed = len(counted) >= required and not disputed
-    return {"required": required, "runners": sorted(counted), "unaudited": sorted(waiting),
+def agrees(run: dict, tasks: dict[str, dict], points: float) -> bool:
+    """Whether the run's normalized score is within `points` of the entry's (median) on every task it
+    evaluated that the entry ranks."""
+    return all(abs(normalize(rec["score"], rec["baseline"]) - tasks[name]["normalized"]) <= points
+               for name, rec in run["tasks"].items() if name in tasks)
+
+
+def quorum_status(runs: list[dict], tasks: dict[str, dict], required: int, signers: dict[str, str],
+                  foreign: set[str], require_audit: bool, points: float) -> dict:
+    """The entry's quorum record: its runners, those whose runs agree with its median on every task
+    (within `points`), the foreign runs still waiting for an audit, and `confirmed` or `provisional`.
+
+    With `required` 1 (a study on one machine) any counted run confirms the entry: disagreeing repeats
+    of one machine are nondeterminism, flagged DISPUTED as before. With more, `required` distinct
+    runners must agree."""
+    counted = [r for r in runs if not (require_audit and r["run_id"] in foreign and audit_verdict(r["run_id"]) != "pass")]
+    agreeing = sorted({runner_of(r, signers) for r in counted if agrees(r, tasks, points)})
+    confirmed = bool(counted) if required == 1 else len(agreeing) >= required
+    audits = {r["run_id"]: v for r in runs if (v := audit_verdict(r["run_id"]))}
+    return {"required": required, "runners": sorted({runner_of(r, signers) for r in counted}), "agreeing": agreeing,
+            "unaudited": sorted(r["run_id"] for r in runs if r not in counted), "audits": audits,
             "status": "confirmed" if confirmed else "provisional"}
 
 
@@ -67,9 +79,11 @@ def rerun_command(entry: dict, submission: str, proto: dict) -> str:
                                                                  if chat is not None else ""))
 
 
-def todo(registry: dict, submissions: dict[str, str]) -> list[str]:
+def todo(registry: dict, submissions: dict[str, str] | None = None) -> list[str]:
     """What the leaderboard still needs, one runnable command (with a comment) per line: entries below
-    quorum, disputed tasks, foreign runs waiting for an audit. `submissions` maps model id -> submission file."""
+    quorum, disputed tasks, foreign runs waiting for an audit. `submissions` maps model id -> submission
+    file (default `params/submissions/<model id>.yaml`)."""
+    submissions = submissions or {}
     lines, protos = [], {tr["id"]: tr.get("protocol") or {} for tr in registry.get("tracks", [])}
     for e in registry.get("models", []):
         q = e.get("quorum") or {}
@@ -81,7 +95,7 @@ def todo(registry: dict, submissions: dict[str, str]) -> list[str]:
             lines.append(f"{rerun}  # {e['entry_id']}: tasks {', '.join(e['disputed_tasks'])} disputed; "
                          "another runner's run settles them")
         elif q.get("status") == "provisional":
-            more = q["required"] - len(q.get("runners", []))
-            lines.append(f"{rerun}  # {e['entry_id']}: {more} more independent runner(s) needed "
-                         f"(has {len(q.get('runners', []))} of {q['required']})")
+            agreeing = len(q.get("agreeing", []))
+            lines.append(f"{rerun}  # {e['entry_id']}: {q['required'] - agreeing} more independent runner(s) "
+                         f"needed ({agreeing} of {q['required']} agree)")
     return lines

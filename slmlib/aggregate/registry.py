@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import artifacts, paths
-from . import quantization_compare as quantizations, schemas, tracks as protocols, uncertainty
+from . import quantization_compare as quantizations, quorum as quorums, schemas, tracks as protocols, uncertainty
 from ..benchmarks import all_benchmarks
 from ..weights import model_digest
 from .reconcile import find_nondeterminism
@@ -85,14 +85,22 @@ def _items(task: dict) -> tuple:
 
 def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, samples: dict | None = None,
                    rejected: list[dict] = (), resamples: int = uncertainty.RESAMPLES,
-                   seed: int = uncertainty.SEED, default_protocol: dict | None = None) -> dict:
+                   seed: int = uncertainty.SEED, default_protocol: dict | None = None, quorum: int = 1,
+                   signers: dict[str, str] | None = None, foreign: set[str] | None = frozenset(),
+                   require_audit: bool = False) -> dict:
     """The registry: entries grouped by track, ranked by aggregate within their track, with intervals,
     pairwise tests and flags.
 
     `samples` maps run_id -> task -> sample rows (missing: no intervals); `rejected` lists runs
     the loader refused (kept in the registry's `rejected` section); `default_protocol` is the default
     track's protocol (None: that of params/default.yaml, `tracks.default_protocol`).
+    An entry is ranked only once `quorum` distinct runners agree with its median (`quorum.quorum_status`,
+    from `signers` and, with `require_audit`, passing audits of the `foreign` runs); else it is listed
+    as provisional, after its track's ranked entries.
     """
+    if require_audit and foreign is None:
+        raise ValueError("require_audit: which runs came from other machines is unknown (outputs/archive_intake.json "
+                         "is damaged); restore it, or set require_audit: false")
     check_weights(weights)
     samples = samples or {}
     groups, conflicts = group_runs(runs)
@@ -100,12 +108,15 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
     replicates = {e["entry_id"]: reps for e, reps in built}
     protos = {e["entry_id"]: protocols.entry_protocol(g) for g, (e, _) in zip(groups.values(), built)}
     track_list = protocols.build_tracks(protos, default_protocol or protocols.default_protocol())
-    for e, _ in built:
+    for g, (e, _) in zip(groups.values(), built):
         e["track"] = protocols.track_id(protos[e["entry_id"]])
+        e["quorum"] = quorums.quorum_status(g, e["tasks"], quorum, signers or {}, set(foreign or ()), require_audit,
+                                            DISPUTE_POINTS)
     place = {t["id"]: i for i, t in enumerate(track_list)}
     entries, comparisons, quantization_sets = [], [], []
     for track in track_list:
-        members = rank_entries([e for e, _ in built if e["track"] == track["id"]])
+        members = rank_entries([e for e, _ in built if e["track"] == track["id"]
+                                and e["quorum"]["status"] == "confirmed"])
         members.sort(key=lambda e: (e["rank"] is None, e["rank"] or 0, e["model_id"], e["entry_id"]))
         comparisons += compare_entries(members, replicates)
         quantization_sets += [{**q, "track": track["id"]}
@@ -113,7 +124,11 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
         for e in members:
             e["badges"] = award_badges(e, members)
         track["ranked"] = sum(e["rank"] is not None for e in members)
-        entries += members
+        provisional = sorted((e for e, _ in built
+                              if e["track"] == track["id"] and e["quorum"]["status"] != "confirmed"),
+                             key=lambda e: (e["model_id"], e["entry_id"]))
+        track["provisional"] = len(provisional)
+        entries += members + provisional
     entries.sort(key=lambda e: place[e["track"]])  # stable: rank order within each track
     by_id = {entry_id(g[0]): g for g in groups.values()}
     flags = [f for e in entries for f in find_nondeterminism(e["entry_id"], by_id[e["entry_id"]], samples)]
@@ -125,6 +140,7 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
         "bootstrap": {"resamples": resamples, "seed": seed, "confidence": uncertainty.CONFIDENCE,
                       "alpha": uncertainty.ALPHA, "method": uncertainty.METHOD, "test": uncertainty.TEST,
                       "bands": uncertainty.BANDS},
+        "quorum": {"required": quorum, "require_audit": require_audit},
         "tracks": track_list, "models": entries, "comparisons": comparisons, "quantizations": quantization_sets,
         "nondeterministic": flags,
         "rejected": sorted([*rejected, *conflicts], key=lambda r: (r["run_id"], r["source"])),

@@ -99,6 +99,10 @@ def registry_entry_schema() -> dict:
         "edge": mapping(NUMBER), "energy": nullable(obj({"kwh": NUMBER, "co2_kg": NUMBER})),
         "efficiency": nullable(NUMBER), "settings": {"type": "object"},
         "settings_vary": {"type": "array", "items": STRING},
+        "quorum": obj({"required": {"type": "integer", "minimum": 1}, "runners": {"type": "array", "items": STRING},
+                       "agreeing": {"type": "array", "items": STRING}, "unaudited": {"type": "array", "items": STRING},
+                       "audits": mapping({"enum": ["pass", "fail"]}),
+                       "status": {"enum": ["confirmed", "provisional"]}}, extra=False),
     })
 
 
@@ -132,7 +136,7 @@ def track_schema() -> dict:
                  "fewshot": mapping(nullable({"type": "integer"}))}, extra=False)
     count = {"type": "integer", "minimum": 0}
     return obj({"id": TRACK_ID, "name": STRING, "protocol": proto, "default": {"type": "boolean"},
-                "entries": count, "ranked": count}, extra=False)
+                "entries": count, "ranked": count, "provisional": count}, extra=False)
 
 
 def registry_schema() -> dict:
@@ -146,6 +150,8 @@ def registry_schema() -> dict:
         "size_buckets": {"type": "array"},
         "bootstrap": obj({"resamples": {"type": "integer"}, "seed": {"type": "integer"}, "confidence": NUMBER,
                           "alpha": NUMBER, "method": STRING, "test": STRING, "bands": STRING}),
+        "quorum": obj({"required": {"type": "integer", "minimum": 1}, "require_audit": {"type": "boolean"}},
+                      extra=False),
         "tracks": {"type": "array", "items": track_schema(), "minItems": 1},
         "models": {"type": "array", "items": registry_entry_schema()},
         "comparisons": {"type": "array", "items": comparison},
