@@ -124,8 +124,8 @@ def test_hostile_strings_are_escaped_everywhere(study):
     assert "&lt;img src=x onerror=alert(1)&gt;" in index and "&lt;/script&gt;&lt;script&gt;alert(2)" in index
     evil = next(site.glob("model/evil--*.html")).read_text()
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in evil  # a generated answer in the worst items
-    for name, _ in plots.CHARTS.items():
-        assert HOSTILE_NAME not in (site / "charts" / name).read_text()  # SVG text is drawn as paths
+    for chart in site.glob("charts/*/*.svg"):
+        assert HOSTILE_NAME not in chart.read_text()  # SVG text is drawn as paths
 
 
 def test_leaderboard_rows_controls_and_charts(study):
@@ -138,8 +138,11 @@ def test_leaderboard_rows_controls_and_charts(study):
     for badge in BADGES:
         assert f'<option value="{badge["name"]}">' in page
     assert "DISPUTED" in page and "(3\u20134)" in page  # a disputed entry; a tie from the rank ranges
-    for name in plots.CHARTS:
-        assert f'src="charts/{name}"' in page
+    for t in board["tracks"]:  # the charts of every track, each in its own section (the first shown)
+        for name in plots.CHARTS:
+            assert f'src="charts/{t["id"]}/{name}"' in page
+        hidden = "" if t["id"] == board["shown_track"] else " hidden"
+        assert f'<section class="charts-track" data-track="{t["id"]}"{hidden}>' in page
     assert 'href="../index.html">Reports</a>' in page
 
 
@@ -319,6 +322,7 @@ def test_empty_registry_site(tmp_path):
     assert "No models yet" in (site / "index.html").read_text()
     assert "No models yet." in (site / "compare.html").read_text()
     assert not list((site / "model").glob("*.html")) if (site / "model").exists() else True
+    assert not (site / "charts").exists()  # no track with entries: no charts
     for make, _ in plots.CHARTS.values():
         assert isinstance(make({"models": []}), Figure)
 
@@ -363,10 +367,17 @@ def test_pareto_front_and_scatter_charts(study):
 
 
 def test_chart_svgs_are_written_and_stable(study):
-    for name in plots.CHARTS:
-        text = (study["site"] / "charts" / name).read_text()
-        assert text.lstrip().startswith("<?xml") and "<dc:date>" not in text
-    assert plots.figure_svg(plots.pillar_bars(study["registry"])) == (study["site"] / "charts" / "pillars.svg").read_text()
+    registry = study["registry"]
+    ids = [t["id"] for t in registry["tracks"] if t["entries"]]
+    assert sorted(p.parent.name for p in (study["site"] / "charts").glob("*/pillars.svg")) == sorted(ids)
+    for track in ids:
+        for name, (make, _) in plots.CHARTS.items():
+            text = (study["site"] / "charts" / track / name).read_text()
+            assert text.lstrip().startswith("<?xml") and "<dc:date>" not in text
+            assert plots.figure_svg(make(registry, track)) == text
+    other = next(t for t in registry["tracks"] if t["entries"] == 1)  # the one-model track: its model only
+    legend = [t.get_text() for t in plots.pillar_bars(registry, other["id"]).axes[0].get_legend().get_texts()]
+    assert legend == [e["name"] for e in registry["models"] if e["track"] == other["id"]]
 
 
 def test_site_study_uses_every_pillar():

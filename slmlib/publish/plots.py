@@ -1,7 +1,8 @@
 """Figures for the aggregate and publish stages, built from the registry.
 
-Plot functions take the registry and return a matplotlib `Figure` of one track's entries (the track
-shown first, `aggregate.track_of`, named in the title: scores of different tracks never share a chart); they never touch pyplot's global state (no backend switch, safe
+Plot functions take the registry and a track id and return a matplotlib `Figure` of that track's entries
+(without an id, the track shown first: `aggregate.track_of`), named in the title: scores of different
+tracks never share a chart; they never touch pyplot's global state (no backend switch, safe
 inside notebooks). `save_figure` writes a figure as SVG with stable bytes (no date, fixed
 element ids, text as paths so a submitted name can never become markup), atomically.
 """
@@ -40,10 +41,10 @@ def labels(models: list[dict]) -> list[str]:
             for b, e in zip(base, models)]
 
 
-def shown(registry: dict) -> tuple[list[dict], str]:
-    """The entries of the track shown first and a title line naming it."""
-    track = track_of(registry)
-    return track_entries(registry), f"track {track['name']}" if track else "no track"
+def shown(registry: dict, track: str | None = None) -> tuple[list[dict], str]:
+    """The entries of one track (default: the one shown first) and a title line naming it."""
+    found = track_of(registry, track)
+    return track_entries(registry, track), f"track {found['name']}" if found else "no track"
 
 
 def _empty(ax, text: str = "no models yet") -> None:
@@ -54,13 +55,13 @@ def _legend(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
 
 
-def pillar_bars(registry: dict) -> Figure:
+def pillar_bars(registry: dict, track: str | None = None) -> Figure:
     """Grouped bars: one group per pillar, one bar per model (normalized score, 0-100), with the
     95% bootstrap interval as an error bar where the registry has one.
 
     A model without a pillar has no bar there. An empty registry gives a captioned empty plot.
     """
-    models, track = shown(registry)
+    models, title = shown(registry, track)
     color = colors(registry)
     fig = Figure(figsize=(9, 4.5), layout="constrained")
     ax = fig.add_subplot()
@@ -78,7 +79,7 @@ def pillar_bars(registry: dict) -> Figure:
     ax.set_xticks(range(len(PILLARS)), [p.capitalize() for p in PILLARS])
     ax.set_ylim(0, 100)
     ax.set_ylabel("normalized score (0 = chance, 100 = perfect)")
-    ax.set_title(f"Pillar scores by model (error bars: 95% bootstrap interval)\n{track}")
+    ax.set_title(f"Pillar scores by model (error bars: 95% bootstrap interval)\n{title}")
     _legend(ax) if models else _empty(ax)
     return fig
 
@@ -112,13 +113,13 @@ def _aggregate_against(registry: dict, models: list[dict], xs: list[float], xlab
     return fig, points
 
 
-def aggregate_vs_parameters(registry: dict) -> Figure:
+def aggregate_vs_parameters(registry: dict, track: str | None = None) -> Figure:
     """Aggregate (with its 95% interval) against parameter count (log scale), Pareto frontier drawn."""
-    entries, track = shown(registry)
+    entries, title = shown(registry, track)
     models = [e for e in entries if e.get("aggregate") is not None]
     fig, points = _aggregate_against(registry, models, [e["parameter_count"] for e in models],
                                      "parameters (log scale; ticks at the models' sizes)",
-                                     f"Aggregate against size\n{track}", "no models yet")
+                                     f"Aggregate against size\n{title}", "no models yet")
     if points:
         ax = fig.axes[0]
         front = [points[i] for i in pareto_front(points)]
@@ -144,22 +145,22 @@ def size_ticks(models: list[dict], gap: float = 1.15) -> list[tuple[int, str]]:
     return ticks
 
 
-def aggregate_vs_energy(registry: dict) -> Figure:
+def aggregate_vs_energy(registry: dict, track: str | None = None) -> Figure:
     """Aggregate against the energy of evaluation (kWh, model load excluded; an estimate)."""
-    entries, track = shown(registry)
+    entries, title = shown(registry, track)
     models = [e for e in entries if e.get("aggregate") is not None and e.get("energy")]
     fig, points = _aggregate_against(
         registry, models, [e["energy"]["kwh"] * 1000 for e in models],
         "energy of the evaluation, Wh (estimate; hardware-dependent, never ranked)",
-        f"Aggregate against energy\n{track}", "no energy measurements")
+        f"Aggregate against energy\n{title}", "no energy measurements")
     if points:
         _legend(fig.axes[0])
     return fig
 
 
-def co2_per_model(registry: dict) -> Figure:
+def co2_per_model(registry: dict, track: str | None = None) -> Figure:
     """Horizontal bars: estimated CO2 of each model's evaluation (grams)."""
-    entries, track = shown(registry)
+    entries, title = shown(registry, track)
     models = [e for e in entries if e.get("energy")]
     fig = Figure(figsize=(9, 1.5 + 0.45 * max(len(models), 1)), layout="constrained")
     ax = fig.add_subplot()
@@ -175,7 +176,7 @@ def co2_per_model(registry: dict) -> Figure:
     for i, g in enumerate(grams):
         ax.text(g, i, f" {g:.2f} g", va="center", fontsize="small")
     ax.set_xlabel("CO\u2082 of the evaluation, grams (estimate from the grid's carbon intensity)")
-    ax.set_title(f"CO\u2082 per model\n{track}")
+    ax.set_title(f"CO\u2082 per model\n{title}")
     ax.margins(x=0.15)
     return fig
 

@@ -6,7 +6,7 @@ card, provenance; samples/*.jsonl: worst items, copied into the site as per-item
 executed notebooks (linked as their HTML reports in `reports/<run_id>/`). Writes, each file
 atomically: index.html (leaderboard), compare.html, methodology.html, submit.html,
 model/<model_id>--<hash>.html per entry, data.js (the page data as a script, so the site
-works opened as files), leaderboard.json, submission.schema.json, charts/*.svg, the CSS and
+works opened as files), leaderboard.json, submission.schema.json, charts/<track>/*.svg, the CSS and
 JavaScript from `slmlib/publish/site/assets/`, and samples/<run_id>/*.jsonl. No page requests
 anything outside the site folder.
 
@@ -33,7 +33,7 @@ MARKER = ".slm-site"  # in the site folder: marks it as publish's, and lists the
 MARKER_KIND = "SLM Study site (written by slmlib publish; lists the files it wrote)"
 MARKER_MAX_BYTES = 16 << 20
 OWN_FILES = ("index.html", "data.js", "leaderboard.json")  # an older study's unmarked site has these
-GENERATED = ("model/*.html", "charts/*.svg", "samples/*/*.jsonl")  # what an unmarked site's publish wrote
+GENERATED = ("model/*.html", "charts/*.svg", "charts/*/*.svg", "samples/*/*.jsonl")  # what an unmarked site's publish wrote
 
 
 class SiteFolderError(ValueError):
@@ -80,9 +80,10 @@ def write_model_pages(site: Path, registry: dict, board: dict, reports_href: str
     return written
 
 
-def write_charts(site: Path, registry: dict) -> list[Path]:
-    """The matplotlib charts (`plots.CHARTS`) as SVG under charts/."""
-    return [save_figure(make(registry), site / "charts" / name) for name, (make, _) in CHARTS.items()]
+def write_charts(site: Path, registry: dict, board: dict) -> list[Path]:
+    """The matplotlib charts (`plots.CHARTS`) of each track with entries, as SVG under charts/<track id>/."""
+    return [save_figure(make(registry, t["id"]), site / "charts" / paths.check_id(t["id"], "track") / name)
+            for t in board["tracks"] for name, (make, _) in CHARTS.items()]
 
 
 def claim_site(site: Path) -> list[str]:
@@ -200,7 +201,7 @@ def write_site(registry: dict, site_dir: Path | None = None, runs_dir: Path | No
     reports_href = evidence.relative(reports_dir / "index.html", site)
     written = write_pages(site, registry, board, reports_href)
     mark_site(site, [*previous, *_relative(site, written)])  # an interrupted publish still knows its files
-    written += write_charts(site, registry)
+    written += write_charts(site, registry, board)
     written += write_model_pages(site, registry, board, reports_href, runs_dir, reports_dir, progress)
     mark_site(site, [*previous, *_relative(site, written)])
     prune(site, written, previous)

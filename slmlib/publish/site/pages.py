@@ -120,8 +120,7 @@ def controls(filters: dict, tracks: list[dict]) -> str:
 
 
 def render_leaderboard(data: dict, reports_href: str) -> str:
-    """index.html: the track selector and controls, the grouped table (one track shown at a time), the charts
-    (of the track shown first)."""
+    """index.html: the track selector and controls, the grouped table and the charts, one track at a time."""
     entries, pillars, first = data["entries"], data["pillars"], data["shown_track"]
     if not entries:
         body = '<p class="note">No models yet: run the evaluate and aggregate stages, then publish.</p>'
@@ -131,10 +130,13 @@ def render_leaderboard(data: dict, reports_href: str) -> str:
         shown = g["track"] == first
         rows.append(row(entries[g["primary"]], pillars, [entries[v] for v in g["variants"]], shown=shown))
         rows.extend(row(entries[v], pillars, variant=True, shown=shown) for v in g["variants"])
-    first_name = next(t["name"] for t in data["tracks"] if t["id"] == first)
-    charts = "\n".join(f'<figure><img src="charts/{esc(name)}" alt="{esc(what)}, track {esc(first_name)}" '
-                       f'loading="lazy"><figcaption>{esc(what[0].upper() + what[1:])}; track {esc(first_name)}.'
-                       "</figcaption></figure>" for name, (_, what) in CHARTS.items())
+    charts = "\n".join(
+        f'<section class="charts-track" data-track="{esc(t["id"])}"{"" if t["id"] == first else " hidden"}>'
+        f'<p class="note">Of the track {esc(t["name"])}.</p><div class="charts">'
+        + "\n".join(f'<figure><img src="charts/{esc(t["id"])}/{esc(name)}" alt="{esc(what)}, track {esc(t["name"])}" '
+                    f'loading="lazy"><figcaption>{esc(what[0].upper() + what[1:])}.</figcaption></figure>'
+                    for name, (_, what) in CHARTS.items())
+        + "</div></section>" for t in data["tracks"])
     body = (
         '<p class="note">One track at a time: a track is the protocol scores were measured under (suite, tasks, '
         "items per task, seed, chat template, few-shot), and models are ranked, filtered and compared only "
@@ -147,8 +149,7 @@ def render_leaderboard(data: dict, reports_href: str) -> str:
         + f'\n<div class="scroll"><table id="board">\n<thead>{header(pillars)}</thead>\n<tbody>\n'
         + "\n".join(rows) + "\n</tbody></table></div>\n"
         + '<p id="empty" class="note" hidden>No model matches these filters.</p>\n'
-        + f'<section id="charts" data-track="{esc(first)}"><h2>Charts</h2>\n'
-        + f'<p class="note">Of the track {esc(first_name)}.</p><div class="charts">{charts}</div></section>'
+        + f'<h2>Charts</h2>\n{charts}'
     )
     return page("Leaderboard", body, "index.html", scripts=("leaderboard.js",), reports_href=reports_href)
 

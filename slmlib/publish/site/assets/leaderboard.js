@@ -95,8 +95,9 @@
     });
     document.getElementById("count").textContent = shown + " of " + total + " models";
     document.getElementById("track-protocol").textContent = describe(tracks[current]);
-    var charts = document.getElementById("charts");
-    if (charts) { charts.hidden = charts.getAttribute("data-track") !== current; }
+    Array.prototype.forEach.call(document.querySelectorAll("section.charts-track"), function (charts) {
+      charts.hidden = charts.getAttribute("data-track") !== current;
+    });
     updateCompare();
     document.getElementById("empty").hidden = shown > 0;
     Array.prototype.forEach.call(table.tHead.querySelectorAll("th"), function (th) {
