@@ -539,10 +539,14 @@ def test_the_leaderboard_of_the_synthetic_study_keeps_its_second_track_apart(ses
         pytest.skip("one track in this registry")
     page = open_page(session, site, "index.html")
     assert shown_tracks(page) == {d["shown_track"]}
+    offered = lambda: page.eval_on_selector_all(  # noqa: E731
+        "#f-family option:not([value=''])", "os => os.filter(o => !o.hidden).map(o => o.value)")
+    assert offered() == sorted({v["family"] for v in primaries(site)}, key=str.lower)
     other = d["tracks"][1]
     page.select_option("#f-track", other["id"])
     assert visible_ids(page) == [v["entry_id"] for v in primaries(site, other["id"])]
     assert shown_tracks(page) == {other["id"]}
+    assert offered() == sorted({v["family"] for v in primaries(site, other["id"])}, key=str.lower)  # its own only
 
 
 @pytest.fixture

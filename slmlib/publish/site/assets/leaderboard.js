@@ -80,8 +80,26 @@
     return state.dir === "desc" ? -c : c;
   }
 
+  function offerOptions(current) {  // a filter offers only the values the shown track holds
+    var present = {};
+    FILTERS.forEach(function (f) { present[f] = {}; });
+    data.groups.forEach(function (g) {
+      if (g.track !== current) { return; }
+      var v = entries[g.primary];
+      present.bucket[v.size_bucket] = present.family[v.family] = present.license[v.license] = true;
+      (v.badges || []).forEach(function (b) { present.badge[b] = true; });
+      Object.keys(v.pillars || {}).forEach(function (p) { present.pillar[p] = true; });
+    });
+    FILTERS.forEach(function (f) {
+      Array.prototype.forEach.call(document.getElementById("f-" + f).options, function (o) {
+        o.hidden = o.value !== "" && !present[f][o.value];
+      });
+    });
+  }
+
   function render() {
     var current = track(), groups = data.groups.slice().sort(compare), shown = 0, total = 0;
+    offerOptions(current);
     groups.forEach(function (g) {
       var visible = matches(entries[g.primary]), primary = rowOf[g.primary];
       primary.hidden = !visible;
