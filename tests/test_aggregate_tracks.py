@@ -133,7 +133,8 @@ def test_leaderboard_frame_of_an_unknown_track_names_the_known_ones(tmp_path):
 @settings(max_examples=150, deadline=None)
 @given(suite=st.text(max_size=40), tasks=st.lists(st.text(min_size=1, max_size=20), max_size=6, unique=True),
        limit=st.one_of(st.none(), st.integers(1, 10**6)), limit_generative=st.one_of(st.none(), st.integers(0, 10**6)),
-       seed=st.integers(-2**63, 2**63 - 1), chat=st.one_of(st.none(), st.booleans(), st.text(max_size=5)),
+       seed=st.integers(-2**63, 2**63 - 1),
+       chat=st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.integers(-1, 2), st.floats(0, 1)),
        shots=st.dictionaries(st.text(max_size=20), st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
                                                             st.dictionaries(st.text(max_size=5), st.integers()))))
 def test_fuzz_any_recorded_protocol_gets_a_url_safe_id_and_a_valid_track(suite, tasks, limit, limit_generative, seed,
@@ -146,4 +147,5 @@ def test_fuzz_any_recorded_protocol_gets_a_url_safe_id_and_a_valid_track(suite, 
     (track,) = [t for t in tracks.build_tracks({"e": proto}, proto)]
     track["ranked"] = track["provisional"] = 0  # set by build_registry
     assert schemas.first_error(track, schemas.track_schema()) is None
-    assert isinstance(tracks.track_name(proto), str)
+    name = tracks.track_name(proto)
+    assert name.isprintable() and len(name) <= 4 * tracks.NAME_PART + 120

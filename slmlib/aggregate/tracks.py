@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from pathlib import Path
 
 from .. import artifacts, params, paths
 from ..benchmarks import get_benchmark
@@ -21,6 +20,7 @@ from ..benchmarks import get_benchmark
 DEFAULT_PARAMS = "default.yaml"  # in params/: its protocol is the default track
 LISTED_TASKS = 3  # a task set this small is named task by task, a larger one by its size
 MAX_ID = 56  # characters of a track id (the registry schema allows 64)
+NAME_PART = 40  # characters of a suite or task name in a track's name (a recorded run may hold any string)
 TRACK_RULE = ("A track is the protocol a score was measured under: suite, task set, items per multiple-choice "
               "and per generative task, seed, chat-template policy and each task's few-shot count. Only entries "
               "of one track are ranked, tested against each other and compared for badges; backend, dtype, "
@@ -43,7 +43,7 @@ def shots(value) -> int | None:
 def protocol(suite: str, tasks, limit: int | None, limit_generative: int | None, seed: int,
              apply_chat_template, fewshot: dict) -> dict:
     """A protocol in its one canonical form (sorted tasks, the generative limit as evaluated)."""
-    policy = apply_chat_template if apply_chat_template in (True, False, "auto") else None
+    policy = apply_chat_template if isinstance(apply_chat_template, bool) or apply_chat_template == "auto" else None
     return {"suite": suite, "tasks": sorted(tasks), "limit": limit,
             "limit_generative": limit_generative if limit_generative else limit, "seed": seed,
             "apply_chat_template": policy, "fewshot": {t: shots(fewshot.get(t)) for t in sorted(tasks)}}
@@ -70,9 +70,9 @@ def params_protocol(p) -> dict:
                     {n: get_benchmark(n).num_fewshot for n in names})
 
 
-def default_protocol(path: Path | None = None) -> dict:
-    """The protocol of `params/default.yaml` (or `path`), as the code defines its suite today."""
-    return params_protocol(params.load(path if path is not None else paths.PARAMS_DIR / DEFAULT_PARAMS))
+def default_protocol() -> dict:
+    """The protocol of `params/default.yaml`, as the code defines its suite today."""
+    return params_protocol(params.load(paths.PARAMS_DIR / DEFAULT_PARAMS))
 
 
 def default_track() -> dict:
@@ -81,25 +81,30 @@ def default_track() -> dict:
     return {"id": track_id(proto), "name": track_name(proto), "protocol": proto}
 
 
+def items(n: int | None) -> str:
+    """A limit as a name or id shows it: the number, or "all"."""
+    return "all" if n is None else str(n)
+
+
 def track_id(proto: dict) -> str:
     """`<suite>-<n>t-<limit>-<generative limit>-s<seed>-<6 hex of the protocol's digest>`, URL-safe, at most
     `MAX_ID` characters (a readable part too long for it is cut; the digest keeps ids apart)."""
     digest = hashlib.sha256(artifacts.dumps(proto).encode()).hexdigest()[:6]
     suite = re.sub(r"[^a-z0-9]+", "-", str(proto["suite"]).lower()).strip("-")[:16] or "suite"
-    limit = lambda n: "all" if n is None else str(n)  # noqa: E731
-    readable = (f"{suite}-{len(proto['tasks'])}t-{limit(proto['limit'])}-{limit(proto['limit_generative'])}"
+    readable = (f"{suite}-{len(proto['tasks'])}t-{items(proto['limit'])}-{items(proto['limit_generative'])}"
                 f"-s{proto['seed']}")
     return f"{readable[:MAX_ID - 7].rstrip('-')}-{digest}"
 
 
 def track_name(proto: dict) -> str:
     """A readable name: suite, tasks (named when few), items per multiple-choice/generative task, seed, and
-    the chat-template policy unless it is "auto"."""
+    the chat-template policy unless it is "auto"; recorded strings printable and cut to `NAME_PART`."""
     tasks = proto["tasks"]
-    what = ", ".join(tasks) if len(tasks) <= LISTED_TASKS else f"{len(tasks)} tasks"
-    limit = lambda n: "all" if n is None else str(n)  # noqa: E731
-    items = f"{limit(proto['limit'])}/{limit(proto['limit_generative'])} items"
-    parts = [str(proto["suite"]), what, items, f"seed {proto['seed']}", CHAT_TEMPLATE[proto["apply_chat_template"]]]
+    what = (", ".join(params.printable(t, NAME_PART) for t in tasks) if len(tasks) <= LISTED_TASKS
+            else f"{len(tasks)} tasks")
+    counts = f"{items(proto['limit'])}/{items(proto['limit_generative'])} items"
+    parts = [params.printable(proto["suite"], NAME_PART), what, counts, f"seed {proto['seed']}",
+             CHAT_TEMPLATE[proto["apply_chat_template"]]]
     return " \u00b7 ".join(p for p in parts if p)
 
 
