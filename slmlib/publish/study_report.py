@@ -4,7 +4,7 @@ Reads the registry (passed in), each entry's run folders `outputs/runs/<run_id>/
 per-task items and data digests; notebooks/: which reports to link) and the summary of the last
 publication (`reports/study.json`). Writes the page and the new summary, atomically. The page holds
 what was evaluated (models, tracks, tasks with item counts and data digests), the leaderboard with
-intervals and bands, the charts (inline SVG images), the pairwise comparisons, what changed since the
+intervals and bands, the charts of each track (inline SVG images), the pairwise comparisons, what changed since the
 last publication, the caveats and links to every run's reports. Numbers are rounded as the site
 rounds them: the site's own view of the registry (`site.data`) and formats (`site.html`) are used.
 """
@@ -194,11 +194,20 @@ def _items(limit: int | None) -> str:
 
 
 def charts(registry: dict) -> str:
-    """Every site chart as an inline SVG image (a data URI: the page stays one file)."""
-    return "".join(
-        f'<figure><img alt="{esc(what)}" src="data:image/svg+xml;base64,'
-        f'{base64.b64encode(figure_svg(make(registry)).encode()).decode()}"><figcaption>{esc(what[0].upper() + what[1:])}.'
-        "</figcaption></figure>" for make, what in CHARTS.values())
+    """Every site chart of every track with entries, as inline SVG images (data URIs: the page stays one
+    file); a registry without tracks gives one set."""
+    tracks = [t for t in registry.get("tracks") or [] if isinstance(t, dict) and t.get("entries")]
+
+    def images(track: str | None) -> str:
+        return "".join(
+            f'<figure><img alt="{esc(what)}" src="data:image/svg+xml;base64,'
+            f'{base64.b64encode(figure_svg(make(registry, track)).encode()).decode()}">'
+            f"<figcaption>{esc(what[0].upper() + what[1:])}.</figcaption></figure>" for make, what in CHARTS.values())
+
+    if not tracks:
+        return images(None)
+    return "".join((f"<h3>{esc(t.get('name') or t['id'])}</h3>" if len(tracks) > 1 else "") + images(t["id"])
+                   for t in tracks)
 
 
 def run_rows(entries: list[dict], board: dict, runs_dir: Path, reports_dir: Path) -> list[list[str]]:
