@@ -103,6 +103,9 @@ def registry_entry_schema() -> dict:
                        "agreeing": {"type": "array", "items": STRING}, "unaudited": {"type": "array", "items": STRING},
                        "audits": mapping({"enum": ["pass", "fail"]}),
                        "status": {"enum": ["confirmed", "provisional"]}}, extra=False),
+    }, {  # bias measures beside the ranking (registry.bias_measures): task -> raw value, ideal, interval
+        "bias": mapping(obj({"metric": nullable(STRING), "value": NUMBER, "ideal": NUMBER, "ci": nullable(INTERVAL),
+                             "n": {"type": "integer"}, "n_runs": {"type": "integer"}}, extra=False)),
     })
 
 
