@@ -608,3 +608,53 @@ def test_screenshots_of_every_page_type(chromium, site, tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width == viewport["width"]
             assert 600 <= image.height <= screenshots.MAX_HEIGHT
+
+
+@pytest.fixture(scope="module")
+def quorum_site(tmp_path_factory):
+    """A community study (quorum 2): models run on two machines that agree are confirmed and ranked, models
+    run on one machine are provisional."""
+    from site_study import MODELS, make_run
+    from slmlib.aggregate import build_registry
+
+    root = tmp_path_factory.mktemp("quorum")
+    runs, samples = [], {}
+    for i, key in enumerate(k for k in MODELS if k != "evil"):
+        first, rows = make_run(key, 0, seed=1234)
+        copies = [first] + ([{**first, "run_id": f"{key}__again"}] if i % 2 == 0 else [])
+        for machine, run in enumerate(copies):
+            run = {**run, "provenance": {**run["provenance"], "machine_id": f"machine{machine}"}}
+            folder = root / "outputs" / "runs" / run["run_id"]
+            artifacts.write_json(folder / "results.json", run)
+            for task, task_rows in rows.items():
+                artifacts.write_jsonl(folder / "samples" / f"{task}.jsonl", task_rows)
+            runs.append(run)
+            samples[run["run_id"]] = rows
+    registry = build_registry(runs, samples=samples, resamples=200, quorum=2)
+    site_dir = root / "reports" / "site"
+    publish.write_site(registry, site_dir, root / "outputs" / "runs", root / "reports", progress=False)
+    return {"kind": "quorum", "registry": registry, "dir": site_dir, "data": data.site_data(registry)}
+
+
+def test_provisional_entries_are_unranked_and_shown_only_when_asked(session, quorum_site):
+    site, d = quorum_site, quorum_site["data"]
+    groups = [g for g in d["groups"] if g["track"] == d["shown_track"]]
+    confirmed = [g["primary"] for g in groups if not d["entries"][g["primary"]]["provisional"]]
+    provisional = [g["primary"] for g in groups if d["entries"][g["primary"]]["provisional"]]
+    assert confirmed and provisional and all(d["entries"][e]["rank"] is None for e in provisional)
+    page = open_page(session, site, "index.html")
+    assert visible_ids(page) == confirmed  # ranked entries only, in rank order
+    assert page.inner_text("#count") == f"{len(confirmed)} of {len(groups)} models"
+    page.check("#f-provisional")
+    assert visible_ids(page) == confirmed + provisional and "provisional=1" in page.url
+    for eid in provisional:
+        row = page.locator(f'#board tbody tr[data-id="{eid}"]')
+        assert row.locator("td").nth(1).inner_text().strip() == "\u2014" and "PROVISIONAL" in row.inner_text()
+    other = session.new_page()
+    other.goto(page.url)  # the URL brings the switch back
+    assert other.is_checked("#f-provisional") and visible_ids(other) == confirmed + provisional
+    other.close()
+    page.goto(browser.page_url(site["dir"], f"model/{data.entry_slug(provisional[0])}.html"))
+    text = page.inner_text("main")
+    assert "PROVISIONAL" in text and "not ranked until 2 independent runners agree" in text
+    assert "Verification" in text and "machine:machine0" in text

@@ -21,7 +21,7 @@ from ...detect import HF_REPO_FORMAT
 SCHEMA_VERSION = 3  # version of leaderboard.json and data.js (3: tracks)
 MODEL_FIELDS = ("entry_id", "rank", "rank_range", "model_id", "name", "family", "parameters", "parameter_count",
                 "size_bucket", "quantization", "quantization_name", "aggregate", "pillars", "badges", "license",
-                "hf_repo", "disputed", "track", "suite", "limit", "limit_generative", "seed")
+                "hf_repo", "disputed", "track", "suite", "limit", "limit_generative", "seed", "quorum")
 # Compare-page spec rows and the model page's edge table: (key in an entry's `spec`, label, unit,
 # which value is best, decimals). Lower is better for latency, memory, energy and CO2.
 SPEC_ROWS = (
@@ -122,7 +122,8 @@ def entry_view(entry: dict, names: dict[str, str] | None = None) -> dict:
             "source_url": source_url(entry.get("hf_repo")), "group": model_key(entry),
             "quantization_label": entry.get("quantization_name") or entry.get("quantization"),
             "aggregate_ci": intervals.get("aggregate"), "pillar_cis": intervals.get("pillars") or {},
-            "tasks": task_rows(entry), "spec": spec_values(entry), "bias": bias_rows(entry)}
+            "tasks": task_rows(entry), "spec": spec_values(entry), "bias": bias_rows(entry),
+            "quorum": entry.get("quorum"), "provisional": (entry.get("quorum") or {}).get("status") == "provisional"}
 
 
 def site_data(registry: dict) -> dict:

@@ -88,3 +88,10 @@ def page(title: str, body: str, active: str = "", depth: int = 0, scripts: tuple
         "100 = perfect.</footer>\n"
         f"{tags}\n</body>\n</html>\n"
     )
+
+
+def quorum_text(q: dict) -> str:
+    """Why an entry is provisional, in a sentence."""
+    agreeing, waiting = len(q.get("agreeing") or []), len(q.get("unaudited") or [])
+    return (f"not ranked until {q['required']} independent runners agree with its median on every task: "
+            f"{agreeing} agree" + (f"; {waiting} run(s) from other machines wait for an audit" if waiting else ""))

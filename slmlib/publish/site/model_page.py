@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...benchmarks import PILLARS
 from ...aggregate import WEIGHTS
 from .data import SPEC_ROWS
-from .html import DASH, definitions, esc, fmt, fmt_bytes, fmt_ci, link, page, table
+from .html import DASH, definitions, esc, fmt, fmt_bytes, fmt_ci, link, page, quorum_text, table
 from .quantization_section import quantization_section
 
 CARD_ROWS = (("model_id", "Model id"), ("family", "Family"), ("hf_revision", "Revision"),
@@ -171,6 +171,24 @@ def provenance_section(run_id: str, results: dict | None) -> str:
                                         "Chat template", "Seconds"], tasks, numeric={3, 4, 6}))
 
 
+def verification_section(v: dict) -> str:
+    """Who made the entry's runs and what checked them: the quorum, the runners (trusted signers or
+    machines) agreeing with the median, audit verdicts, foreign runs waiting for an audit."""
+    q = v.get("quorum")
+    if not q:
+        return ""
+    audits = ", ".join(f"{esc(run)}: {esc(verdict)}" for run, verdict in sorted((q.get("audits") or {}).items()))
+    items = [("Status", esc(q["status"]) + ("" if q["status"] == "confirmed" else " (not ranked)")),
+             ("Quorum", f"{esc(q['required'])} independent runner(s) agreeing with the median on every task"),
+             ("Runners", esc(", ".join(q.get("runners") or [])) or DASH),
+             ("Agreeing", esc(", ".join(q.get("agreeing") or [])) or DASH),
+             ("Audits (python -m slmlib audit)", audits or DASH),
+             ("Waiting for an audit", esc(", ".join(q.get("unaudited") or [])) or DASH)]
+    return ('<h2 id="verification">Verification</h2>\n<p class="note">A runner is a run&rsquo;s trusted signer '
+            "(params/contributors.yaml) or, unsigned, the machine id it recorded, which proves nothing.</p>\n"
+            + definitions(items))
+
+
 def links_section(runs: list[dict]) -> str:
     """Per run: its stage reports (with and without code) and its per-item logs."""
     parts = []
@@ -189,6 +207,9 @@ def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: st
     (linked, never ranked against this one); `qset`: the registry's set of quantizations holding this entry."""
     badges = " ".join(f'<span class="badge">{esc(b)}</span>' for b in v.get("badges") or [])
     disputed = ' <span class="flag disputed">DISPUTED</span>' if v.get("disputed") else ""
+    if v.get("provisional"):
+        disputed += (' <span class="flag provisional">PROVISIONAL</span> <span class="note">'
+                     f'{esc(quorum_text(v["quorum"]))} (<a href="#verification">verification</a>)</span>')
     band = v.get("rank_range")
     tie = f" (tied {band[0]}\u2013{band[1]})" if band and band[0] != band[1] else ""
     others = ", ".join(link(f"{s['slug']}.html", f"{s.get('quantization_label') or s['model_id']} \u00b7 limit "
@@ -208,6 +229,7 @@ def render_model(v: dict, evidence: dict, siblings: list[dict], reports_href: st
     body = (summary + card_section(v, evidence.get("card")) + pillar_section(v)
             + quantization_section(qset, v["entry_id"]) + task_section(v) + bias_section(v)
             + worst_section(evidence["worst"]) + spec_section(v, evidence.get("energy_method"))
+            + verification_section(v)
             + '<h2 id="provenance">Provenance</h2>\n'
             + "".join(provenance_section(r["run_id"], r["results"]) for r in evidence["runs"])
             + links_section(evidence["runs"]))

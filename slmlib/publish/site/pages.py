@@ -12,7 +12,7 @@ first: a phone's first screen shows them.
 from __future__ import annotations
 
 from ..plots import CHARTS
-from .html import DASH, esc, fmt, fmt_ci, link, page
+from .html import DASH, esc, fmt, fmt_ci, link, page, quorum_text
 from .quantization_section import quantization_table, settings_note
 
 
@@ -37,6 +37,8 @@ def model_cell(v: dict, variants: list[dict]) -> str:
     if v.get("disputed"):
         html += (' <span class="flag disputed" title="repeated runs disagree by more than 0.5 points on: '
                  f'{esc(", ".join(v.get("disputed_tasks") or []))}">DISPUTED</span>')
+    if v.get("provisional"):
+        html += f' <span class="flag provisional" title="{esc(quorum_text(v["quorum"]))}">PROVISIONAL</span>'
     if variants:
         names = ", ".join(dict.fromkeys(w.get("quantization_label") or DASH for w in variants))
         html += (f' <button type="button" class="variants" aria-expanded="false" data-group="{esc(v["group"])}" '
@@ -103,8 +105,9 @@ def track_select(tracks: list[dict], element_id: str = "f-track") -> str:
     return f'<label class="track-choice">Track <select id="{element_id}">{opts}</select></label>'
 
 
-def controls(filters: dict, tracks: list[dict]) -> str:
-    """The track, search box, the five filters (size, family, license, badge, pillar with a minimum), counters."""
+def controls(filters: dict, tracks: list[dict], provisional: bool = False) -> str:
+    """The track, search box, the five filters (size, family, license, badge, pillar with a minimum), the
+    switch that shows provisional (unranked) entries when there are any, counters."""
     return (
         '<form class="controls" id="controls" role="search">' + track_select(tracks)
         + '<label>Search <input id="q" type="search" placeholder="name, family or repo" autocomplete="off"></label>'
@@ -113,6 +116,8 @@ def controls(filters: dict, tracks: list[dict]) -> str:
         + select("pillar", "Pillar", filters["pillar"])
         + '<label>at least <input id="f-min" type="number" min="0" max="100" step="1" value="" '
           'placeholder="0" title="minimum score in the chosen pillar"></label>'
+        + ('<label title="entries fewer independent runners have confirmed than the quorum asks: never ranked">'
+           '<input type="checkbox" id="f-provisional"> provisional entries</label>' if provisional else "")
         + '<button type="reset" id="reset">Reset</button>'
         '<span id="count" aria-live="polite"></span>'
         '<a id="compare-link" class="button" href="compare.html">Compare selected</a></form>'
@@ -127,7 +132,7 @@ def render_leaderboard(data: dict, reports_href: str) -> str:
         return page("Leaderboard", body, "index.html", reports_href=reports_href)
     rows = []
     for g in data["groups"]:
-        shown = g["track"] == first
+        shown = g["track"] == first and not entries[g["primary"]].get("provisional")  # shown when asked for
         rows.append(row(entries[g["primary"]], pillars, [entries[v] for v in g["variants"]], shown=shown))
         rows.extend(row(entries[v], pillars, variant=True, shown=shown) for v in g["variants"])
     charts = "\n".join(
@@ -144,7 +149,7 @@ def render_leaderboard(data: dict, reports_href: str) -> str:
         "Aggregate and pillars are 0\u2013100 above random guessing, with 95% bootstrap intervals; a rank range "
         'marks models that are not significantly different. Click a column to sort; the view is kept in the '
         'address, so a link shares it. <a href="methodology.html">How scores are made</a>.</p>\n'
-        + controls(data["filters"], data["tracks"])
+        + controls(data["filters"], data["tracks"], any(v.get("provisional") for v in entries.values()))
         + '\n<p id="track-protocol" class="note"></p>'
         + f'\n<div class="scroll"><table id="board">\n<thead>{header(pillars)}</thead>\n<tbody>\n'
         + "\n".join(rows) + "\n</tbody></table></div>\n"

@@ -8,7 +8,8 @@
   if (!data || !table) { return; }
   var entries = data.entries, tbody = table.tBodies[0];
   var FILTERS = ["bucket", "family", "license", "badge", "pillar"];
-  var KEYS = ["track", "q"].concat(FILTERS, ["min", "sort", "dir"]);
+  var KEYS = ["track", "q"].concat(FILTERS, ["min", "provisional", "sort", "dir"]);
+  var provisionalBox = document.getElementById("f-provisional");  // only when some entry is provisional
   var tracks = {};
   data.tracks.forEach(function (t) { tracks[t.id] = t; });
   var rowOf = {};
@@ -58,6 +59,7 @@
 
   function matches(v) {
     if (v.track !== track()) { return false; }
+    if (v.provisional && state.provisional !== "1") { return false; }  // unranked: shown only when asked
     var terms = (state.q || "").toLowerCase().split(/\s+/).filter(Boolean);
     var hay = [v.name, v.family, v.hf_repo, v.model_id].join(" ").toLowerCase();
     if (!terms.every(function (t) { return hay.indexOf(t) >= 0; })) { return false; }
@@ -138,6 +140,7 @@
       if (select.value !== (state[f] || "")) { delete state[f]; }  // not an option: ignored
     });
     document.getElementById("f-min").value = state.min || "";
+    if (provisionalBox) { provisionalBox.checked = state.provisional === "1"; } else { delete state.provisional; }
   }
 
   function fromControls() {
@@ -147,6 +150,7 @@
     FILTERS.forEach(function (f) { state[f] = document.getElementById("f-" + f).value; });
     var min = document.getElementById("f-min").value;
     state.min = min === "" || isNaN(parseFloat(min)) ? "" : String(parseFloat(min));
+    state.provisional = provisionalBox && provisionalBox.checked ? "1" : "";
     writeHash();
     render();
   }
