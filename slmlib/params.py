@@ -60,6 +60,9 @@ class StudyParams:
     apply_chat_template: bool | str = "auto"
     energy_country: str = "USA"  # evaluate: ISO 3166-1 alpha-3 code for CodeCarbon's grid carbon intensity
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
+    # detect: a submitter must first bring verified runs of this many other models (the seeds' "earn your
+    # submit"; 0 = off, 3 in params/community.yaml)
+    earn_submit: int = 0
     quorum: int = 1  # aggregate: distinct runners that must agree before an entry is ranked (1: one machine)
     require_signatures: bool = False  # aggregate: take archives in only when signed by params/contributors.yaml
     require_audit: bool = False  # aggregate: count a run from another machine only after its audit passed
@@ -232,6 +235,8 @@ def _check_values(p: StudyParams) -> list[str]:
     if not 0 <= p.seed <= MAX_SEED:
         out.append(f"seed: {p.seed} is outside 0..{MAX_SEED} (2**32 - 1, numpy's seed range); pick a seed in it")
     out += _check_pillar_weights(p.pillar_weights)
+    if not 0 <= p.earn_submit <= MAX_QUORUM:
+        out.append(f"earn_submit: {p.earn_submit} models; use 0 (off) to {MAX_QUORUM}")
     if not 1 <= p.quorum <= MAX_QUORUM:
         out.append(f"quorum: {p.quorum} runners; use 1 (a study on one machine) to {MAX_QUORUM}")
     if p.mlflow_tracking_uri and not p.mlflow:

@@ -11,6 +11,7 @@ from ..params import validate as read_params
 from .quantization_compare import METHOD as QUANTIZATION_METHOD, model_key
 from ..signing import read_contributors as trusted_keys
 from .archives import ARCHIVE_SUFFIXES, extract_safely
+from .contributions import earn_submit_problem
 from .quorum import todo
 from .reconcile import load_study, read_run
 from .registry import DISPUTE_POINTS, build_registry, write_registry
@@ -30,5 +31,5 @@ __all__ = [  # what the notebook calls
     "BADGES", "DISPUTE_POINTS", "NORMALIZATION", "QUANTIZATION_METHOD", "RENORMALIZATION",
     "SIZE_BUCKETS", "aggregate_score", "fmt_interval", "model_key", "normalize", "pillar_scores", "weight_problems",
     "TRACK_RULE", "default_track", "track_entries", "track_of", "uncertainty",
-    "ARCHIVE_SUFFIXES", "extract_safely", "read_run", "todo",
+    "ARCHIVE_SUFFIXES", "extract_safely", "read_run", "todo", "earn_submit_problem",
 ]

@@ -17,11 +17,12 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import artifacts, datapacks, paths, signing
-from . import archives, rescore, schemas
+from . import archives, contributions, rescore, schemas
 from ..benchmarks import all_benchmarks
 
 RESULTS_MAX_BYTES = 32 << 20  # a results.json
@@ -222,20 +223,24 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
             reject(r["run_id"], r["reason"])
         return
     before, extracted_before = len(study.rejected), len(study.extracted)
-    transient = _take_new_archive(archive, runs_dir, study, reject, trusted, rescore_archives)
+    signed: dict[str, dict] = {}  # run_id -> {signer, model_id} of the signed runs taken from this archive
+    transient = _take_new_archive(archive, runs_dir, study, reject, trusted, rescore_archives, memory or {}, signed)
     if memory is None or memory_path is None or transient:
         return
     runs, rejections = study.extracted[extracted_before:], study.rejected[before:]
     memory["archives"][digest] = {
         "name": archive.name, "outcome": "rejected" if rejections and not runs else "taken", "runs": list(runs),
-        "rejected": [{"run_id": r["run_id"], "reason": r["reason"]} for r in rejections]}
+        "rejected": [{"run_id": r["run_id"], "reason": r["reason"]} for r in rejections],
+        **({"signed": signed, "taken_at": round(time.time())} if signed else {})}
     artifacts.write_json(memory_path, memory)
 
 
 def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trusted: dict[str, str] | None,
-                      rescore_archives: bool) -> bool:
-    """Extract, check and move in; returns True when the outcome is not to be remembered (a passing
-    failure, or a signature judged against today's contributors file)."""
+                      rescore_archives: bool, memory: dict, signed: dict[str, dict]) -> bool:
+    """Extract, check and move in (a signed run only while its signer is under the run limit: memory's
+    contributions and this archive's `signed`, which collects the signed runs taken); returns True when
+    the outcome is not to be remembered (a passing failure, or a signature judged against today's
+    contributors file)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".intake-", dir=runs_dir) as tmp:
         try:
@@ -252,12 +257,15 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trust
         unsure = False
         for folder in folders:
             target = runs_dir / folder.name
-            reason = signing.check_signature(folder, trusted)[1] if trusted is not None else None
+            signer, reason = signing.check_signature(folder, trusted) if trusted is not None else (None, None)
             unsure = unsure or bool(reason)
             if not reason:
                 run, rows, reason = read_run(folder)
                 if not reason and rescore_archives:
                     reason = rescore.rescore_problem(run, rows)
+            if not reason and signer:
+                mine = sum(s["signer"] == signer for s in signed.values())
+                reason = contributions.run_limit_problem(signer, memory, time.time(), pending=mine)
             if reason:
                 reject(folder.name, reason)
             elif os.path.lexists(target):
@@ -267,6 +275,8 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trust
             else:
                 shutil.move(str(folder), str(target))
                 study.extracted.append(folder.name)
+                if signer:
+                    signed[folder.name] = {"signer": signer, "model_id": run["model_id"]}
     return unsure
 
 

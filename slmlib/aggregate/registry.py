@@ -33,7 +33,7 @@ from .scoring import (BADGES, NORMALIZATION, RENORMALIZATION, SIZE_BUCKETS, WEIG
 DECIMALS = 4  # every float in the registry is rounded to this many decimals
 DISPUTE_POINTS = 0.5  # a task whose normalized score spreads more than this across runs is disputed
 CARD_FIELDS = ("name", "family", "hf_repo", "parameters", "parameter_count", "architecture",
-               "context_length", "license", "categories", "quantization", "quantization_name")
+               "context_length", "license", "categories", "model_type", "quantization", "quantization_name")
 SCORE_SETTINGS = ("backend", "dtype", "apply_chat_template")  # settings that define what is measured
 
 

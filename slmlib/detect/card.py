@@ -308,6 +308,11 @@ def detect_submission(path: str | Path, p=None, quantization: str | None = None)
     if quantization is None:
         quantization = p.quantization if p is not None else ""
     card, report = build_card(submission.read(path), submission_id, base_dir=path.parent, quantization=quantization)
+    if p is not None and p.earn_submit:
+        from ..aggregate import earn_submit_problem  # the aggregate's record of signed runs taken in
+
+        report.errors += [e for e in [earn_submit_problem(card.get("submitted_by"), card["model_id"], p.earn_submit)]
+                          if e]
     if p is not None:
         add_estimate(card, report, p)
     return card, report
