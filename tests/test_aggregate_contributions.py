@@ -60,30 +60,30 @@ def test_a_signer_brings_at_most_the_run_limit_and_the_memory_records_who_and_wh
     (rejected,) = study.rejected
     assert rejected["run_id"] == "m3__1" and rejected["reason"].startswith("signer alice already brought 2 runs")
     memory = archives.read_intake(root / archives.INTAKE_FILE)
-    (record,) = memory["archives"].values()
-    assert record["signed"] == {"m1__1": {"signer": "alice", "model_id": "m1"},
-                                "m2__1": {"signer": "alice", "model_id": "m2"}}
-    assert abs(record["taken_at"] - time.time()) < 60
-    assert [c["run_id"] for c in contributions.contributions(memory)] == ["m1__1", "m2__1"]
-    signed_archive(tmp_path, key, ["m4__1"], root / "later.tar.gz")  # the week is full: refused too
-    assert "already brought 2 runs" in intake(root, trusted).rejected[-1]["reason"]
+    assert memory["archives"] == {}  # a limit of this week: the outcome is not remembered, the archive comes again
+    assert [(c["run_id"], c["signer"], c["model_id"]) for c in contributions.contributions(memory)] == \
+        [("m1__1", "alice", "m1"), ("m2__1", "alice", "m2")]  # but who brought what is
+    assert abs(memory["contributions"]["m1__1"]["taken_at"] - time.time()) < 60
+    assert "already brought 2 runs" in intake(root, trusted).rejected[-1]["reason"]  # still over, the next time
+    monkeypatch.setattr(contributions, "RUNS_PER_WEEK", 3)
+    assert intake(root, trusted).extracted == ["m3__1"]  # the limit allows it now
+    memory = archives.read_intake(root / archives.INTAKE_FILE)
+    assert sorted(memory["contributions"]) == ["m1__1", "m2__1", "m3__1"] and len(memory["archives"]) == 1
 
 
 def test_earn_your_submit_counts_signed_runs_of_other_models_in_the_last_day(tmp_path, alice, tiny_dir):  # noqa: F811
     now = time.time()
     memory = {"schema_version": archives.INTAKE_VERSION, "archives": {}}
 
-    def bring(digest_char, runs, hours_ago):
-        memory["archives"][digest_char * 64] = {
-            "name": "a.tar.gz", "outcome": "taken", "runs": list(runs), "rejected": [],
-            "signed": {r: {"signer": s, "model_id": m} for r, (s, m) in runs.items()},
-            "taken_at": now - hours_ago * 3600}
+    def bring(runs, hours_ago):
+        memory.setdefault("contributions", {}).update(
+            {r: {"signer": s, "model_id": m, "taken_at": now - hours_ago * 3600} for r, (s, m) in runs.items()})
         artifacts.write_json(paths.outputs_root() / archives.INTAKE_FILE, memory)
 
-    bring("a", {"x__1": ("alice", "x"), "y__1": ("alice", "y"), "y__2": ("alice", "y")}, 1)
-    bring("b", {"z__1": ("alice", "z")}, 30)  # older than 24 h
-    bring("c", {"w__1": ("bob", "w")}, 1)  # someone else's
-    bring("d", {"t__1": ("alice", "tiny-sub")}, 1)  # the submitted model itself
+    bring({"x__1": ("alice", "x"), "y__1": ("alice", "y"), "y__2": ("alice", "y")}, 1)
+    bring({"z__1": ("alice", "z")}, 30)  # older than 24 h
+    bring({"w__1": ("bob", "w")}, 1)  # someone else's
+    bring({"t__1": ("alice", "tiny-sub")}, 1)  # the submitted model itself
     problem = contributions.earn_submit_problem("alice", "tiny-sub", 3, now)
     assert problem == ("model.submitted_by: alice brought verified runs of 2 other model(s) in the last 24 h; "
                        "earn_submit asks for 3 before a submission of your own")

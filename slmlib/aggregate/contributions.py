@@ -1,5 +1,6 @@
 """Who brought which runs (aggregate stage, issue 18): the signed runs taken in from archives, by signer,
-model and time, as the archive memory (`outputs/archive_intake.json`) records them.
+model and time, as the archive memory (`outputs/archive_intake.json`, under `KEY`) records them, also for
+an archive whose outcome is not remembered (so a run over a limit cannot hide the runs taken with it).
 
 Two rules read it, and both count signers, never the self-declared `submitted_by`: a signer brings at
 most `RUNS_PER_WEEK` runs in any 7 days (`run_limit_problem`), and with the community preset's
@@ -15,6 +16,7 @@ import time
 from .. import paths, signing
 from . import archives
 
+KEY = "contributions"  # in the archive memory: run_id -> {signer, model_id, taken_at}
 RUNS_PER_WEEK = 50
 WEEK_SECONDS = 7 * 86400
 EARN_WINDOW_HOURS = 24
@@ -22,14 +24,11 @@ EARN_WINDOW_HOURS = 24
 
 def contributions(memory: dict) -> list[dict]:
     """Every signed run the memory says was taken in: {run_id, signer, model_id, taken_at}."""
-    out = []
-    for record in memory.get("archives", {}).values():
-        taken_at = record.get("taken_at")
-        for run_id, who in sorted((record.get("signed") or {}).items()):
-            if isinstance(who, dict) and isinstance(taken_at, (int, float)):
-                out.append({"run_id": run_id, "signer": who.get("signer"), "model_id": who.get("model_id"),
-                            "taken_at": taken_at})
-    return out
+    records = memory.get(KEY)
+    return [{"run_id": run_id, "signer": who.get("signer"), "model_id": who.get("model_id"),
+             "taken_at": who.get("taken_at")}
+            for run_id, who in sorted(records.items() if isinstance(records, dict) else ())
+            if isinstance(who, dict) and isinstance(who.get("taken_at"), (int, float))]
 
 
 def run_limit_problem(signer: str, memory: dict, now: float, pending: int = 0) -> str | None:

@@ -225,14 +225,18 @@ def take_archive(archive: Path, runs_dir: Path, study: Study, memory: dict | Non
     before, extracted_before = len(study.rejected), len(study.extracted)
     signed: dict[str, dict] = {}  # run_id -> {signer, model_id} of the signed runs taken from this archive
     transient = _take_new_archive(archive, runs_dir, study, reject, trusted, rescore_archives, memory or {}, signed)
-    if memory is None or memory_path is None or transient:
+    if memory is None or memory_path is None:
         return
-    runs, rejections = study.extracted[extracted_before:], study.rejected[before:]
-    memory["archives"][digest] = {
-        "name": archive.name, "outcome": "rejected" if rejections and not runs else "taken", "runs": list(runs),
-        "rejected": [{"run_id": r["run_id"], "reason": r["reason"]} for r in rejections],
-        **({"signed": signed, "taken_at": round(time.time())} if signed else {})}
-    artifacts.write_json(memory_path, memory)
+    if signed:  # who brought what: kept even when the archive's outcome is not (it is examined again)
+        now = round(time.time())
+        memory.setdefault(contributions.KEY, {}).update({r: {**who, "taken_at": now} for r, who in signed.items()})
+    if not transient:
+        runs, rejections = study.extracted[extracted_before:], study.rejected[before:]
+        memory["archives"][digest] = {
+            "name": archive.name, "outcome": "rejected" if rejections and not runs else "taken", "runs": list(runs),
+            "rejected": [{"run_id": r["run_id"], "reason": r["reason"]} for r in rejections]}
+    if signed or not transient:
+        artifacts.write_json(memory_path, memory)
 
 
 def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trusted: dict[str, str] | None,
@@ -266,6 +270,7 @@ def _take_new_archive(archive: Path, runs_dir: Path, study: Study, reject, trust
             if not reason and signer:
                 mine = sum(s["signer"] == signer for s in signed.values())
                 reason = contributions.run_limit_problem(signer, memory, time.time(), pending=mine)
+                unsure = unsure or bool(reason)  # a limit of this week: examined again later
             if reason:
                 reject(folder.name, reason)
             elif os.path.lexists(target):
