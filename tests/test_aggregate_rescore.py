@@ -26,10 +26,11 @@ def honest(tmp_path_factory):
                                                              tiny_model_with_benchmarks(root)))
     assert report.ok, report.errors
     p = params.validate({"tasks": TASKS, "limit": None, "limit_generative": None, "batch_size": 2, "run_id": "h"})
-    evaluate.evaluate_run(p, card, paths.run_dir("h"), progress=False)
-    run, rows, reason = reconcile.read_run(paths.run_dir("h"))
+    folder = root / "runs" / "h"  # not paths.run_dir: the per-test output root is not set for a module fixture
+    evaluate.evaluate_run(p, card, folder, progress=False)
+    run, rows, reason = reconcile.read_run(folder)
     assert reason is None
-    return run, rows, paths.run_dir("h")
+    return run, rows, folder
 
 
 def forged(honest):
