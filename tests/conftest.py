@@ -10,6 +10,17 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
            "TQDM_DISABLE": "1"}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def session_outputs(tmp_path_factory):
+    """Outputs of module- and session-scoped fixtures (set up before any test's own folder) land in a
+    temporary folder too, never in the repository's outputs/ and reports/."""
+    root = tmp_path_factory.mktemp("session")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLM_OUTPUT_ROOT", str(root / "outputs"))
+        mp.setenv("SLM_REPORTS_ROOT", str(root / "reports"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_outputs(tmp_path, monkeypatch):
     """Outputs and reports in tmp_path; the content-addressed cache (converted models,
