@@ -255,7 +255,8 @@ def render_study_report(registry: dict, runs_dir: Path, reports_dir: Path, chang
         + ("<h3>Tracks</h3><p>A track is one protocol (suite, tasks, items, seed, prompts); ranks compare entries of "
            "one track.</p>" + table(["Track", "Id", "Entries", "Default"], track_rows, numeric={2}) if track_rows else "")
         + "<h3>Tasks</h3><p>Items scored per run, items in the task's data, few-shot examples, and the SHA-256 (first 12 "
-          "hex digits) of the data the items came from.</p>"
+          "hex digits) of the data the items came from; <i>Entries</i>: how many entries' scores use the task (0: a "
+          "measure reported beside the ranking, such as a bias measure).</p>"
         + table(["Pillar", "Task", "Metric", "Items scored", "Items in data", "Few-shot", "Data SHA-256", "Entries"],
                 task_rows(registry, runs), numeric={3, 4, 5, 7})
         + "<h2>Leaderboard</h2><p>Aggregate and pillars: 0 = chance, 100 = perfect, with 95% bootstrap intervals; "

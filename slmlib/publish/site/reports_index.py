@@ -21,7 +21,7 @@ from .html import CSP, DASH, esc, fmt
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:78rem;margin:2rem auto;padding:0 1rem;line-height:1.4}"
          "table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;"
          "border-bottom:1px solid #ddd;vertical-align:top}th{background:#f3f4f6}td.num{text-align:right}"
-         ".nw{white-space:nowrap}.failed{color:#b91c1c;font-weight:600}.muted{color:#6b7280}.scroll{overflow-x:auto}"
+         ".nw{white-space:nowrap}.rid{overflow-wrap:anywhere;font-size:.85em}.failed{color:#b91c1c;font-weight:600}.muted{color:#6b7280}.scroll{overflow-x:auto}"
          "img{max-width:100%}h2{margin-top:2rem}")
 INLINE_STYLE_CSP = CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")  # its one style is inline
 STUDY_REPORT = "study.html"  # in the reports folder: the study report the publish stage writes
@@ -111,7 +111,7 @@ def run_row(run: Path, root: Path, entries: dict[str, dict], tracks: dict[str, s
     if page is not None and page.is_file():
         model = f'<a href="{esc(Path(os.path.relpath(page, root)).as_posix())}">{model}</a>'
     agg = fmt(entry.get("aggregate")) if entry else DASH
-    cells = [f"{model}<br><span class=muted>{esc(run.name)}</span>", esc(card.get("quantization") or DASH),
+    cells = [f'{model}<br><span class="muted rid">{esc(run.name)}</span>', esc(card.get("quantization") or DASH),
              esc(tracks.get(entry.get("track"), entry.get("track") or "")), esc(fmt_started(starts[0] if starts else None)),
              esc(fmt_duration(sum(timed) if (timed := [s["seconds"] for s in stages if s["seconds"] is not None])
                               else None)),
