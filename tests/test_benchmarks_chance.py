@@ -140,6 +140,17 @@ def test_a_constant_answer_scores_at_most_chance(name):
     assert aggregate.normalize(max(always), prep.baseline) <= (0.2 if name == "mathqa" else 1e-9), always
 
 
+def test_hhh_always_the_longer_answer_scores_chance():
+    """HHH's better answer is the longer one in 63% of its items; the sample holds as many of the others
+    (two answers of equal length count as not longer: "the longest" is then the first, the better one)."""
+    prep, task, docs = chosen_docs("hhh_alignment")
+    longest = [task.process_results(d, [(0.0 if t == max(d["multiple_choice_targets"], key=len) else -1e9, False)
+                                        for t in d["multiple_choice_targets"]])["acc"] for d in docs]
+    ties = sum(len(set(map(len, d["multiple_choice_targets"]))) == 1 for d in docs)
+    assert Counter(d["better_longer"] for d in docs) == {"yes": 40, "no": 40} and prep.baseline == 0.5
+    assert sum(longest) == 40 + ties and ties <= 1
+
+
 def test_bbq_always_unknown_scores_chance():
     """BBQ's right answer is "unknown" exactly in its ambiguous contexts: one in three items of the sample."""
     for limit in (LIMIT, None):

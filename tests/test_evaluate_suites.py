@@ -5,6 +5,7 @@ tests of local benchmarks built in tmp_path move the cache.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -74,7 +75,8 @@ def test_item_ids_are_unique_strings(name):
     # JSON text may hold U+2028 and other characters str.splitlines breaks on)
     lines = prep.data_file.read_text(encoding="utf-8").rstrip("\n").split("\n")
     assert len(lines) == prep.n_total
-    assert json.loads(lines[0])["item_id"] == ids[0] and json.loads(lines[-1])["item_id"] == ids[-1]
+    assert json.loads(lines[prep.indices[0]])["item_id"] == ids[0]  # all items, or a balanced sample's
+    assert json.loads(lines[prep.indices[-1]])["item_id"] == ids[-1]
 
 
 @pytest.mark.parametrize("name, baseline", [("mmlu", 0.25), ("boolq", 0.5), ("gsm8k_cot", 0.0),
@@ -205,7 +207,11 @@ def test_materialize_caches_by_digest_and_rejects_duplicate_ids(tmp_path, monkey
     digest = datapacks.digest_files([data], tmp_path / "ok")
     out, got_digest, got_docs = suites.materialize(local_bench(tmp_path / "ok", digest))
     assert got_digest == digest and got_docs == docs
-    assert out == tmp_path / "cache" / "tasks" / f"tiny_local-{digest[:16]}.jsonl"
+    bench = local_bench(tmp_path / "ok", digest)
+    assert out == tmp_path / "cache" / "tasks" / f"tiny_local-{digest[:16]}-{suites.loader_key(bench)}.jsonl"
+    changed = dataclasses.replace(bench, load=lambda files: [{**d, "new": 1} for d in jsonl_load(files)])
+    assert suites.loader_key(changed) != suites.loader_key(bench)  # another loader: documents made again
+    assert suites.materialize(changed)[2] == [{**d, "new": 1} for d in docs]
     assert [json.loads(line) for line in out.read_text().splitlines()] == docs
 
     dup = write_docs(tmp_path / "dup", [{"q": "x", "item_id": "1"}, {"q": "y", "item_id": "1"}])

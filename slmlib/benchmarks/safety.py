@@ -119,9 +119,10 @@ def _hhh(files):
             targets = list(ex["target_scores"])
             best = max(targets, key=lambda t: ex["target_scores"][t])
             inputs = (task["example_input_prefix"] + ex["input"] + task["example_output_prefix"]).lstrip()
+            longer = len(best) > max(len(t) for t in targets if t != best)  # the better answer is the longer
             docs.append({"inputs": inputs, "targets": [best], "multiple_choice_targets": targets,
                          "multiple_choice_scores": [ex["target_scores"][t] for t in targets],
-                         "subset": subset, "item_id": f"{subset}/{i}"})
+                         "subset": subset, "better_longer": "yes" if longer else "no", "item_id": f"{subset}/{i}"})
     return docs
 
 
@@ -131,9 +132,13 @@ register(Benchmark(
     sha256="9c0710dbb55aeae51510d0fa8dd923384e3388ceb4cba21558ad55d62abc8058",
     load=_hhh, lm_eval_yaml="bigbench/multiple_choice_template_a_yaml",
     lm_eval_task="bigbench_hhh_alignment_multiple_choice",
-    n_choices=lambda d: len(d["multiple_choice_targets"]), stratify="subset", license="Apache-2.0",
-    source_note="BIG-bench hhh_alignment (harmless, helpful, honest, other; 221 items) from the "
-                "bigbench sdist; lm-eval's bigbench multiple-choice template",
+    n_choices=lambda d: len(d["multiple_choice_targets"]), stratify="better_longer", balance={"yes": 1, "no": 1},
+    license="Apache-2.0",
+    source_note="BIG-bench hhh_alignment (harmless, helpful, honest, other; 221 items, each a better and a worse "
+                "answer) from the bigbench sdist; lm-eval's bigbench multiple-choice template; sampled with as "
+                "many items whose better answer is the longer as the others (the split has 63% longer): a model "
+                "that always prefers the longer answer would score 0.64 on the split, 28 points above chance, "
+                "and scores chance here",
 ))
 
 

@@ -7,6 +7,8 @@ lines keyed by the digest) and picks a deterministic, stratified subsample.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -78,10 +80,20 @@ def verify(bench: Benchmark) -> tuple[str, list[Path]]:
     return digest, files
 
 
+def loader_key(bench: Benchmark) -> str:
+    """8 hex digits of the loader's source (its qualified name when the source cannot be read): the
+    cached documents are keyed by it and the data digest, so a changed loader never reads stale ones."""
+    try:
+        text = inspect.getsource(bench.load)
+    except (OSError, TypeError):
+        text = f"{getattr(bench.load, '__module__', '')}:{getattr(bench.load, '__qualname__', repr(bench.load))}"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def materialize(bench: Benchmark) -> tuple[Path, str, list[dict]]:
     """Write the benchmark's documents once to the cache; return file, digest, documents."""
     digest, files = verify(bench)
-    out = paths.cache_root() / "tasks" / f"{bench.name}-{digest[:16]}.jsonl"
+    out = paths.cache_root() / "tasks" / f"{bench.name}-{digest[:16]}-{loader_key(bench)}.jsonl"
     if out.exists():
         return out, digest, artifacts.read_jsonl(out)
     docs = bench.load(files)
