@@ -8,13 +8,14 @@ figures. The backends that score and generate are `slmlib.backends`.
 
 from ..detect import load_card
 from ..params import validate as read_params
-from .edge import hf_generator, llamacpp_generator, measure_edge, peak_rss_mb
+from .edge import edge_frame, hf_generator, llamacpp_generator, measure_edge, peak_rss_mb
+from .energy import energy_note
 from .harness import make_lm, run_task, set_offline_env, task_config, task_manager
 from .loop import cost_frame, evaluate_run, llamacpp_threads, load_backend, results_frame
 from .suites import SUITES, benchmark_table, prepare_task, suite_tasks
 
 __all__ = [  # what the notebook calls
-    "read_params", "load_card", "evaluate_run", "results_frame", "cost_frame",
+    "read_params", "load_card", "evaluate_run", "results_frame", "cost_frame", "edge_frame", "energy_note",
 ] + [  # for the runner, the command line and the other stages
     "SUITES", "benchmark_table", "hf_generator", "llamacpp_generator", "llamacpp_threads",
     "load_backend", "make_lm", "measure_edge", "peak_rss_mb", "prepare_task", "run_task", "set_offline_env",
