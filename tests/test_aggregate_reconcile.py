@@ -148,14 +148,15 @@ def test_identical_runs_with_different_outputs_are_flagged_with_the_first_differ
     assert kinds == [["DISPUTED", entry["entry_id"]], ["nondeterministic", f"{entry['entry_id']} boolq"]]
 
 
-def test_a_repeat_on_other_items_is_rejected_not_merged():
+def test_a_run_on_other_items_is_its_own_entry_not_a_repeat():
     first = make_run("m__1", "m", {"boolq": 0.5})
     other = make_run("m__2", "m", {"boolq": 0.6})
     other["tasks"]["boolq"]["item_ids"] = [f"z{i}" for i in range(40)]
     reg = build_registry([first, other])
-    assert reg["models"][0]["run_ids"] == ["m__1"]
-    (rejected,) = reg["rejected"]
-    assert rejected["run_id"] == "m__2" and "other data or items than run m__1" in rejected["reason"]
+    assert reg["rejected"] == [] and sorted(e["run_ids"] for e in reg["models"]) == [["m__1"], ["m__2"]]
+    alone = build_registry([first])  # the earlier run keeps its entry id
+    assert alone["models"][0]["entry_id"] in {e["entry_id"] for e in reg["models"]}
+    assert len({e["entry_id"] for e in reg["models"]}) == 2
 
 
 def test_energy_and_efficiency_are_carried_and_cannot_change_rank():

@@ -112,8 +112,10 @@ def test_registry_of_one_track_rebuilds_identically_and_names_stay_unique(tmp_pa
     twin = copy.deepcopy(runs[0])  # the same protocol except one task's few-shot count
     twin[0]["run_id"] = "smol__micro-fewshot"
     twin[0]["tasks"]["gsm8k_cot"]["n_fewshot"] = 3
-    (rejected,) = build_registry([r for r, _ in [*runs, twin]], resamples=50)["rejected"]  # not a repeat
-    assert rejected["run_id"] == "smol__micro-fewshot" and "few-shot count must match" in rejected["reason"]
+    split = build_registry([r for r, _ in [*runs, twin]], resamples=50)  # not a repeat: its own entry and track
+    assert split["rejected"] == [] and len(split["tracks"]) == 3  # default (empty), micro, micro with 3 shots
+    (mine,) = [e for e in split["models"] if e["run_ids"] == ["smol__micro-fewshot"]]
+    assert mine["track"] not in {e["track"] for e in split["models"] if e is not mine} and mine["rank"] == 1
     twin[0]["model_card"]["weights"]["sha256"] = "7" * 64  # other weights: their own entry, in another track
     runs.append(twin)
     first = build_registry([r for r, _ in runs], resamples=50)

@@ -50,32 +50,34 @@ def group_key(run: dict) -> tuple:
             run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS), *batched)
 
 
-def entry_id(run: dict) -> str:
-    """`<model_id>@<8 hex digits of the group key>`: unique per entry, stable across rebuilds."""
-    digest = hashlib.sha256(artifacts.dumps(list(group_key(run))).encode()).hexdigest()[:8]
+def entry_id(run: dict, items: str | None = None) -> str:
+    """`<model_id>@<8 hex digits of the group key>` (with `items`, the digest of the run's items, for an
+    entry of the same key measured on other items): unique per entry, stable across rebuilds."""
+    digest = hashlib.sha256(artifacts.dumps([*group_key(run), *([items] if items else [])]).encode()).hexdigest()[:8]
     return f"{run['model_id']}@{digest}"
 
 
-def group_runs(runs: list[dict]) -> tuple[dict[tuple, list[dict]], list[dict]]:
-    """Runs by `group_key` (each group sorted by run_id) and the runs rejected for conflicting data.
-
-    A run whose task was evaluated on other data or items (or with another few-shot count) than the same
-    task in an earlier run of its group cannot be one of its repeats.
-    """
-    groups: dict[tuple, list[dict]] = {}
-    rejected = []
+def group_runs(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs by entry id (each group sorted by run_id): repeats share `group_key` and, for every task they
+    both evaluated, data, items and few-shot count. A run measured on other items than the earlier runs of
+    its key (a task added to the suite, another sampling rule) is an entry of its own, with its own
+    protocol and so its own track: upgrading the study never drops or mixes the older runs."""
+    parts: dict[tuple, list[list[dict]]] = {}
     for run in sorted(runs, key=lambda r: r["run_id"]):
-        group = groups.setdefault(group_key(run), [])
-        clash = next(((name, other["run_id"]) for other in group for name, t in sorted(run["tasks"].items())
-                      if name in other["tasks"] and _items(other["tasks"][name]) != _items(t)), None)
-        if clash:
-            rejected.append({"run_id": run["run_id"], "source": f"runs/{run['run_id']}",
-                             "reason": f"task {clash[0]}: other data or items than run {clash[1]} of the "
-                                       "same weights, suite, limits, seed and settings (data digest, item ids "
-                                       "and few-shot count must match)"})
-        else:
-            group.append(run)
-    return {k: g for k, g in groups.items() if g}, rejected
+        groups = parts.setdefault(group_key(run), [])
+        home = next((g for g in groups if not any(name in other["tasks"] and _items(other["tasks"][name]) != _items(t)
+                                                  for other in g for name, t in run["tasks"].items())), None)
+        if home is None:
+            groups.append(home := [])
+        home.append(run)
+    return {entry_id(g[0], None if i == 0 else items_digest(g[0])): g
+            for groups in parts.values() for i, g in enumerate(groups)}
+
+
+def items_digest(run: dict) -> str:
+    """16 hex digits of what the run's tasks were measured on (data digest, items, few-shot count)."""
+    items = {name: list(map(str, _items(t))) for name, t in sorted(run["tasks"].items())}
+    return hashlib.sha256(artifacts.dumps(items).encode()).hexdigest()[:16]
 
 
 def _items(task: dict) -> tuple:
@@ -103,8 +105,8 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
                          "is damaged); restore it, or set require_audit: false")
     check_weights(weights)
     samples = samples or {}
-    groups, conflicts = group_runs(runs)
-    built = [build_entry(g, weights, samples, resamples, seed) for g in groups.values()]
+    groups = group_runs(runs)
+    built = [build_entry(eid, g, weights, samples, resamples, seed) for eid, g in groups.items()]
     replicates = {e["entry_id"]: reps for e, reps in built}
     protos = {e["entry_id"]: protocols.entry_protocol(g) for g, (e, _) in zip(groups.values(), built)}
     track_list = protocols.build_tracks(protos, default_protocol or protocols.default_protocol())
@@ -130,8 +132,7 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
         track["provisional"] = len(provisional)
         entries += members + provisional
     entries.sort(key=lambda e: place[e["track"]])  # stable: rank order within each track
-    by_id = {entry_id(g[0]): g for g in groups.values()}
-    flags = [f for e in entries for f in find_nondeterminism(e["entry_id"], by_id[e["entry_id"]], samples)]
+    flags = [f for e in entries for f in find_nondeterminism(e["entry_id"], groups[e["entry_id"]], samples)]
     return round_floats({
         "schema_version": schemas.REGISTRY_SCHEMA_VERSION, "pillar_weights": dict(weights),
         "weights_sum": sum(weights.values()), "normalization": NORMALIZATION, "renormalization": RENORMALIZATION,
@@ -143,13 +144,13 @@ def build_registry(runs: list[dict], weights: dict[str, float] = WEIGHTS, sample
         "quorum": {"required": quorum, "require_audit": require_audit},
         "tracks": track_list, "models": entries, "comparisons": comparisons, "quantizations": quantization_sets,
         "nondeterministic": flags,
-        "rejected": sorted([*rejected, *conflicts], key=lambda r: (r["run_id"], r["source"])),
+        "rejected": sorted(rejected, key=lambda r: (r["run_id"], r["source"])),
     })
 
 
-def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
+def build_entry(eid: str, runs: list[dict], weights: dict[str, float], samples: dict,
                 resamples: int = uncertainty.RESAMPLES, seed: int = uncertainty.SEED) -> tuple[dict, dict]:
-    """One entry from the runs of one group (sorted by run_id; the first gives the card), and its
+    """Entry `eid` from the runs of one group (sorted by run_id; the first gives the card), and its
     bootstrap replicates."""
     first = runs[0]
     card = first["model_card"]
@@ -165,7 +166,7 @@ def build_entry(runs: list[dict], weights: dict[str, float], samples: dict,
     aggregate = aggregate_score(pillars, weights) if pillars else None
     energy = median_energy(runs)
     entry = {
-        "entry_id": entry_id(first), "model_id": first["model_id"], **{f: card.get(f) for f in CARD_FIELDS},
+        "entry_id": eid, "model_id": first["model_id"], **{f: card.get(f) for f in CARD_FIELDS},
         "weights": {k: card["weights"].get(k) for k in ("kind", "sha256", "size_bytes")},
         **({"adapter": {k: card["adapter"].get(k) for k in ("kind", "sha256", "r", "parameter_count")}}
            if card.get("adapter") else {}),
