@@ -25,7 +25,10 @@ def honest(tmp_path_factory):
     card, report = detect.detect_submission(write_submission(root / "tiny-random.yaml",
                                                              tiny_model_with_benchmarks(root)))
     assert report.ok, report.errors
-    p = params.validate({"tasks": TASKS, "limit": None, "limit_generative": None, "batch_size": 2, "run_id": "h"})
+    p = params.validate({"tasks": TASKS, "limit": 3, "limit_generative": 2, "batch_size": 2, "run_id": "h"})
+    # a sample, not every document: lm-eval numbers requests by position, the log by document index
+    preps = [evaluate.prepare_task(t, p.limit_for(t != "tiny_mc"), p.seed) for t in TASKS]
+    assert any(prep.indices != list(range(len(prep.indices))) for prep in preps)
     folder = root / "runs" / "h"  # not paths.run_dir: the per-test output root is not set for a module fixture
     evaluate.evaluate_run(p, card, folder, progress=False)
     run, rows, reason = reconcile.read_run(folder)

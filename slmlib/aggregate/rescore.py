@@ -47,7 +47,7 @@ def _task_problem(run: dict, name: str, rows: list[dict] | None) -> str | None:
                 f"{len(prep.item_ids)} other or more items (first logged: {str(logged[0])[:60]})")
     chat = bool(task.get("apply_chat_template"))
     try:
-        record, again = evaluate.run_task(ReplayLM(rows, check_prompts=not chat), prep, run["seed"], chat)
+        record, again = evaluate.run_task(ReplayLM(rows, prep.indices, check_prompts=not chat), prep, run["seed"], chat)
     except ReplayMismatch as exc:
         return str(exc)
     by_id = {r["item_id"]: r for r in rows}

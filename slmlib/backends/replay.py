@@ -20,10 +20,14 @@ class ReplayMismatch(ValueError):
 
 
 class ReplayLM(LM):
-    """Answers lm-eval's requests from per-item rows (`doc_id`, `prompt`, `response`, `generated`)."""
+    """Answers lm-eval's requests from per-item rows (`doc_id`, `prompt`, `response`, `generated`).
 
-    def __init__(self, rows: list[dict], check_prompts: bool = True) -> None:
+    `indices` are the document indices the task was given (`samples=`): lm-eval numbers a request by its
+    position among them and logs `indices[position]` as the row's `doc_id`."""
+
+    def __init__(self, rows: list[dict], indices: list[int] | None = None, check_prompts: bool = True) -> None:
         super().__init__()
+        self.indices = list(indices) if indices is not None else None
         self.rows = {}
         for row in rows:
             if row.get("doc_id") in self.rows or not isinstance(row.get("doc_id"), int):
@@ -32,9 +36,11 @@ class ReplayLM(LM):
         self.check_prompts = check_prompts
 
     def _row(self, request) -> dict:
-        row = self.rows.get(request.doc_id)
+        position = request.doc_id
+        doc = self.indices[position] if self.indices is not None and 0 <= position < len(self.indices) else position
+        row = self.rows.get(doc)
         if row is None:
-            raise ReplayMismatch(f"document {request.doc_id} is asked for but not in the log (other items than logged)")
+            raise ReplayMismatch(f"document {doc} is asked for but not in the log (other items than logged)")
         if self.check_prompts and request.arguments[0] != row.get("prompt"):
             raise ReplayMismatch(f"item {str(row.get('item_id'))[:80]}: the logged prompt is not the one the task builds")
         return row
