@@ -90,7 +90,10 @@ def todo(registry: dict, submissions: dict[str, str] | None = None) -> list[str]
         sub = submissions.get(e["model_id"], f"params/submissions/{e['model_id']}.yaml")
         rerun = rerun_command(e, sub, protos.get(e.get("track"), {}))
         for run_id in q.get("unaudited", []):
-            lines.append(f"python -m slmlib audit {run_id}  # {e['entry_id']}: a foreign run waiting for its audit")
+            failed = (q.get("audits") or {}).get(run_id) == "fail"
+            lines.append(f"python -m slmlib audit {run_id}  # {e['entry_id']}: " + (
+                f"its audit failed (outputs/audits/{run_id}.json): it does not count; audit again or drop it"
+                if failed else "a foreign run waiting for its audit"))
         if e.get("disputed"):
             lines.append(f"{rerun}  # {e['entry_id']}: tasks {', '.join(e['disputed_tasks'])} disputed; "
                          "another runner's run settles them")

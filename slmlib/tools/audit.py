@@ -26,7 +26,8 @@ from ..weights import Weights
 AUDIT_VERSION = 1
 DEFAULT_FRACTION = 0.05
 MIN_ITEMS = 5
-LOGLIK_TOLERANCE = 2e-3  # nats per choice; the bound the agreement tests hold llama.cpp runs to
+LOGLIK_TOLERANCE = 2e-3  # nats per choice, plus LOGLIK_RELATIVE of its size: llama.cpp's sums differ in the
+LOGLIK_RELATIVE = 1e-4  # last bits with what the KV cache held before (a long CrowS-Pairs sentence: 4e-3 in 62)
 SHOWN_DIFFERENCES = 5
 
 
@@ -77,9 +78,11 @@ def compare_item(old: dict, new: dict, generative: bool) -> str | None:
         a, b = old.get("response"), new["response"]
         if not isinstance(a, list) or len(a) != len(b):
             return "another number of choices"
-        worst = max(abs(float(x[0]) - float(y[0])) for x, y in zip(a, b))
-        if worst > LOGLIK_TOLERANCE:
-            return f"a log-likelihood differs by {worst:.4g} (tolerance {LOGLIK_TOLERANCE})"
+        over = [(abs(float(x[0]) - float(y[0])), LOGLIK_TOLERANCE + LOGLIK_RELATIVE * abs(float(x[0])))
+                for x, y in zip(a, b)]
+        worst = max(over, key=lambda d: d[0] - d[1])
+        if worst[0] > worst[1]:
+            return f"a log-likelihood differs by {worst[0]:.4g} (tolerance {worst[1]:.4g})"
     elif old.get("response") != new["response"]:
         return f"the text differs: {str(old.get('response'))[:60]!r} logged, {str(new['response'])[:60]!r} here"
     if old.get("value") != new["value"]:
@@ -124,7 +127,8 @@ def audit_run(folder: Path, fraction: float = DEFAULT_FRACTION, log=print) -> di
     return {
         "schema_version": AUDIT_VERSION, "run_id": run["run_id"], "verdict": "pass" if agreeing == audited else "fail",
         "fraction": fraction, "min_items": MIN_ITEMS, "audited": audited, "agreeing": agreeing,
-        "agreement": round(agreeing / audited, 4) if audited else None, "loglik_tolerance": LOGLIK_TOLERANCE,
+        "agreement": round(agreeing / audited, 4) if audited else None,
+        "loglik_tolerance": {"absolute": LOGLIK_TOLERANCE, "relative": LOGLIK_RELATIVE},
         "tasks": tasks, "first_differences": differences[:SHOWN_DIFFERENCES],
         "weights_sha256": card["weights"]["sha256"], "settings": run["settings"],
         "machine": provenance.system_info(), "seconds": round(time.time() - started, 1),
