@@ -282,4 +282,7 @@ def test_frames_for_the_notebook(default_card):
     frame = detect.card_frame(card)
     assert list(frame.columns) == ["field", "value"]
     assert "weights.sha256" in set(frame["field"]) and "detected" not in set(frame["field"])
+    values = dict(zip(frame["field"], frame["value"]))  # for readers: no list, dict or None reprs
+    assert not any(v.startswith(("[", "{")) or v == "None" for v in values.values()), values
+    assert values["quantizations"].startswith("F16 (convert F16, source ")
     assert detect.report_frame(report).to_dict("records") == [{"level": "ok", "message": "no problems found"}]

@@ -339,7 +339,19 @@ def card_frame(card: dict):
     parts = ("weights", "source_weights", "conversion", "adapter")
     rows = [(k, v) for k, v in card.items() if k not in {"detected", "schema_version", *parts}]
     rows += [(f"{part}.{k}", v) for part in parts for k, v in (card.get(part) or {}).items()]
-    return pd.DataFrame(rows, columns=["field", "value"]).astype({"value": str})
+    return pd.DataFrame([(k, shown(v)) for k, v in rows], columns=["field", "value"])
+
+
+def shown(value) -> str:
+    """A card value as a reader reads it: lists joined by commas, mappings as `key value` pairs (a listed
+    quantization: `F16 (convert F16, source ...)`), never a Python repr."""
+    if isinstance(value, list):
+        return ", ".join(shown(v) for v in value)
+    if isinstance(value, dict):
+        name = value.get("name")
+        rest = ", ".join(f"{k} {shown(v)}" for k, v in value.items() if k != "name")
+        return f"{name} ({rest})" if name is not None and rest else str(name) if name is not None else rest
+    return "" if value is None else str(value)
 
 
 def report_frame(report: Report):
