@@ -112,10 +112,12 @@ def test_boolq_sample_has_as_many_yes_as_no_so_a_constant_answer_scores_chance()
 def test_balanced_sampling_follows_the_weights_exactly():
     docs = [{"g": "a"}] * 10 + [{"g": "b"}] * 3 + [{"g": "c"}] * 7
     equal = {"a": 1, "b": 1, "c": 1}
-    for limit, each in ((6, 2), (7, 2), (100, 3), (None, 3), (2, 0)):
+    for limit, each in ((6, 2), (7, 2), (100, 3), (None, 3)):
         chosen = suites.stratified_sample(docs, limit, "g", "s", equal)
-        assert Counter(docs[i]["g"] for i in chosen) == ({"a": each, "b": each, "c": each} if each else {})
+        assert Counter(docs[i]["g"] for i in chosen) == {"a": each, "b": each, "c": each}
         assert chosen == sorted(set(chosen)) and chosen == suites.stratified_sample(docs, limit, "g", "s", equal)
+    two = Counter(docs[i]["g"] for i in suites.stratified_sample(docs, 2, "g", "s", equal))
+    assert sorted(two.values()) == [1, 1]  # under one unit: one item from each of two seeded groups, never none
     chosen = suites.stratified_sample(docs, None, "g", "s", {"a": 2, "b": 1, "c": 2})
     assert Counter(docs[i]["g"] for i in chosen) == {"a": 6, "b": 3, "c": 6}
     with pytest.raises(ValueError, match="give every group a weight"):

@@ -313,3 +313,18 @@ def test_jsonable_handles_callables_tuples_nan_and_objects():
     got = harness.jsonable({1: (1, 2.5), "f": len, "nan": float("nan"), "p": Path("/x"), "n": None})
     assert got == {"1": [1, 2.5], "f": "builtins:len", "nan": None, "p": "/x", "n": None}
     json.dumps(got, allow_nan=False)
+
+
+def test_a_limit_under_one_balanced_unit_still_takes_that_many_items():
+    """A quick run (4 items) of MathQA's five balanced answer positions took none, and lm-eval reads an
+    empty sample as every document: 7,688 items in a smoke run."""
+    docs = [{"g": str(i % 5)} for i in range(50)]
+    weights = {str(g): 1 for g in range(5)}
+    picked = suites.stratified_sample(docs, 4, "g", "1234:x", weights)
+    assert len(picked) == 4 and len({docs[i]["g"] for i in picked}) == 4  # four positions, one item each
+    assert picked == suites.stratified_sample(docs, 4, "g", "1234:x", weights)
+    assert len(suites.stratified_sample(docs, 10, "g", "1234:x", weights)) == 10
+    prep = suites.prepare_task("mathqa", 4, 1234)
+    assert len(prep.indices) == 4
+    with pytest.raises(ValueError, match="no items to evaluate"):
+        suites.prepare_task("mathqa", 0, 1234)

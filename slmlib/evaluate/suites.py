@@ -110,7 +110,7 @@ def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed
     proportion to their size (largest remainder); all indices when limit is None. With `balance` (group ->
     integer weight), in proportion to the weights instead, exactly: u * weight items per group with the
     largest u that `limit` and every group's size allow, so fewer than `limit` (and than the split, when
-    limit is None) may be chosen."""
+    limit is None) may be chosen; a limit under one unit takes one item from each of `limit` seeded groups."""
     n = len(docs)
     if not balance and (limit is None or limit >= n):
         return list(range(n))
@@ -125,6 +125,10 @@ def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed
         units = min([len(groups[g]) // balance[g] for g in names]
                     + ([limit // sum(balance.values())] if limit is not None else []))
         counts = {g: units * balance[g] for g in names}
+        if units == 0 and limit:  # fewer items than one balanced unit: one item from each of `limit` groups,
+            # the groups drawn with the seed (a quick run's 4 items of MathQA's 5 answer positions)
+            drawn = set(random.Random(f"{seed}:groups").sample(names, min(limit, len(names))))
+            counts = {g: int(g in drawn and bool(groups[g])) for g in names}
     else:
         quotas = {g: limit * len(groups[g]) / n for g in names}
         counts = {g: int(quotas[g]) for g in names}
@@ -140,6 +144,8 @@ def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
     bench = get_benchmark(name)
     data_file, digest, docs = materialize(bench)
     indices = stratified_sample(docs, limit, bench.stratify, f"{seed}:{name}", bench.balance)
+    if not indices:  # lm-eval reads an empty sample as "every document"
+        raise ValueError(f"{name}: no items to evaluate at limit {limit} (seed {seed}); raise the limit")
     chosen = [docs[i] for i in indices]
     return PreparedTask(bench, data_file, digest, len(docs), indices,
                         [d["item_id"] for d in chosen], bench.baseline(chosen))
