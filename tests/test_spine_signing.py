@@ -6,7 +6,6 @@ removed after signing, a replay of a run id with other bytes, and a signed folde
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from slmlib import cli, paths, signing
 from slmlib.aggregate import reconcile
-from test_aggregate_reconcile import BOOLQ, good_run
+from test_aggregate_reconcile import BOOLQ, good_run, make_archive
 from test_aggregate_registry import write_run
 
 
@@ -62,12 +61,7 @@ def rewrite_archive(src: Path, dest: Path, change) -> Path:
         if new is not None:
             out[name] = new
     out.update(change(None, None) or {})
-    with tarfile.open(dest, "w:gz") as tar:
-        for name, data in out.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return dest
+    return make_archive(dest, out)
 
 
 def test_keys_new_writes_a_private_key_only_its_owner_reads_and_prints_the_public_key(tmp_path, capsys):
