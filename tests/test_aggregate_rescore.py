@@ -146,3 +146,14 @@ def test_intake_takes_an_honest_archive_and_refuses_a_consistent_forgery(honest,
     (rejected,) = study.rejected
     assert rejected["run_id"] == "f" and rejected["reason"].startswith("re-scoring task tiny_mc: item")
     assert not (inbox / "runs" / "f").exists()
+
+
+def test_a_log_lm_eval_cannot_digest_is_refused_not_raised(honest):
+    run, rows = forged(honest)
+    run["limit"] = 0  # no items at all: prepare_task refuses
+    assert "cannot be re-scored (ValueError: tiny_mc: no items to evaluate" in rescore_problem(run, rows)
+    run, rows = forged(honest)
+    for row in rows["tiny_gen"]:
+        row["response"] = {"not": "a list"}
+        row["generated"] = ["x" * 10]
+    assert rescore_problem(run, rows).startswith("re-scoring task tiny_gen: ")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .. import evaluate
+from .. import artifacts, evaluate
 from ..backends import ReplayLM, ReplayMismatch
 from ..benchmarks import get_benchmark
 
@@ -25,7 +25,10 @@ def rescore_problem(run: dict, rows: dict[str, list[dict]]) -> str | None:
     if run.get("suite") != "embedded":
         return f"suite {run.get('suite')!r}: only embedded-suite runs (pinned data) can be re-scored here"
     for name in sorted(run["tasks"]):
-        problem = _task_problem(run, name, rows.get(name))
+        try:
+            problem = _task_problem(run, name, rows.get(name))
+        except Exception as exc:  # a hostile log lm-eval cannot digest is a refusal, never a crashed aggregate
+            problem = f"cannot be re-scored ({type(exc).__name__}: {artifacts.error_line(exc)})"
         if problem:
             return f"re-scoring task {name}: {problem}"
     return None
