@@ -190,6 +190,14 @@ class LlamaCppLM(TemplateLM):
         llama_cpp.llama_set_n_threads(self.ctx, threads, threads)
         self.threads = threads
 
+    def reset(self) -> None:
+        """Forget every cached cell: what follows is evaluated as in a freshly loaded context (a task
+        then gives the same bits whichever task ran before it in this process, or none)."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(self.mem, True)
+        self.cached = []
+
     def greedy(self, ids: list[int], max_new: int, stop: list[str] = ()) -> list[int]:
         """Greedy continuation of `ids`: at most `max_new` tokens, ending at an end-of-generation
         token (not included) or once the decoded text contains a stop string."""

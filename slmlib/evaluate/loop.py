@@ -140,6 +140,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             chat = uses_chat_template(p.apply_chat_template, card, prep.bench)
             if llama:  # the cores idle now: another job may have started or ended since the last task
                 lm.set_threads(llamacpp_threads())
+                lm.reset()  # no cells of the previous task: a task's bits do not depend on what ran before it
             with energy.track(p.energy_country) as used:
                 record, rows = harness.run_task(lm, prep, p.seed, chat)
             record.update(settings=settings, energy=used, **({"threads": lm.threads} if llama else {}))
