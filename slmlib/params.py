@@ -7,6 +7,7 @@ it). Unknown keys and wrong types fail here, before anything expensive runs.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import reprlib
 import time
@@ -27,7 +28,10 @@ DTYPES = ("float32", "bfloat16")
 MAX_DECODE_BATCH = 31  # llama.cpp sequences decoded together (its context holds one more: the shared prefix)
 BACKENDS = ("auto", "llamacpp", "hf")  # auto: llama.cpp for GGUF weights without an adapter, else hf
 MAX_QUORUM = 99
-RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri")  # read by the runner after the stages, by no notebook
+MAX_THREADS = 1024
+MAX_WORKERS = 1024  # worker processes of a local cluster (`cluster: local:N`)
+# read by the runner (around the stages), by no notebook
+RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri", "cluster", "shard_size")
 
 
 class ParamsError(ValueError):
@@ -59,6 +63,10 @@ class StudyParams:
     # true / false = for every task / never
     apply_chat_template: bool | str = "auto"
     energy_country: str = "USA"  # evaluate: ISO 3166-1 alpha-3 code for CodeCarbon's grid carbon intensity
+    threads: int = 0  # evaluate: llama.cpp (and torch) threads; 0 = the cores idle now, chosen again before each task
+    # evaluate: which of each task's chosen items: "" = all; "K/N" = the K-th of N equal slices (a cluster's unit)
+    shard: str = ""
+    edge: bool = True  # evaluate: measure the edge figures after the tasks (a cluster measures them in one unit per run)
     pillar_weights: dict[str, float] = field(default_factory=dict)  # aggregate: {} = published weights
     # detect: a submitter must first bring verified runs of this many other models (the seeds' "earn your
     # submit"; 0 = off, 3 in params/community.yaml)
@@ -69,6 +77,11 @@ class StudyParams:
     site_dir: str = ""  # publish: folder of the static site; "" = reports/site
     mlflow: bool = False  # runner: also log the run to MLflow (optional extra: `make mlflow`)
     mlflow_tracking_uri: str = ""  # runner: MLflow tracking URI; "" = the local file store outputs/mlruns
+    # runner: where the evaluate stage runs: "" = this process, one run after another; "local" = a Dask cluster
+    # on this machine (one worker per core; "local:N" = N workers); "tcp://HOST:8786" or "tls://HOST:8786" = the
+    # workers of a running Dask scheduler (docs/cluster.md)
+    cluster: str = ""
+    shard_size: int | None = None  # runner (cluster): items per unit of work; null = one unit per task
 
     def resolved_run_id(self) -> str:
         """The run folder name: given, or derived from submission, suite, limit and quantization."""
@@ -87,6 +100,53 @@ class StudyParams:
 
 
 ALL = "all"  # quantization: each listed quantization as its own run (`python -m slmlib run` only)
+SHARD = re.compile(r"([0-9]{1,7})/([0-9]{1,7})")
+LOCAL = re.compile(r"local(?::([0-9]{1,5}))?")
+ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):([0-9]{1,5})")
+
+
+def parse_shard(text: str) -> tuple[int, int] | None:
+    """`shard` as (K, N): None for "" (every item), else the K-th of N slices, 1 <= K <= N."""
+    if text == "":
+        return None
+    m = SHARD.fullmatch(text)
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise ParamsError(f"shard: {shorten(text)} should be \"\" (every item) or \"K/N\" with 1 <= K <= N, "
+                          "e.g. \"2/5\" for the second of five slices")
+    return int(m[1]), int(m[2])
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where the evaluate stage runs (`cluster`, parsed)."""
+
+    kind: str  # "" (this process), "local" (a Dask cluster on this machine) or "address" (a running scheduler)
+    workers: int | None = None  # local: worker processes; None = one per core
+    address: str = ""  # a scheduler's address, tcp://HOST:PORT or tls://HOST:PORT
+
+
+def parse_cluster(text: str) -> ClusterSpec:
+    """`cluster` as a ClusterSpec; ParamsError naming the accepted forms otherwise."""
+    if text == "":
+        return ClusterSpec("")
+    local, address = LOCAL.fullmatch(text), ADDRESS.fullmatch(text)
+    if local and (local[1] is None or 1 <= int(local[1]) <= MAX_WORKERS):
+        return ClusterSpec("local", int(local[1]) if local[1] else None)
+    if address and 1 <= int(address[3]) <= 65535 and _host_ok(address[2]):
+        return ClusterSpec("address", address=text)
+    raise ParamsError(f"cluster: {shorten(text)} should be \"\" (this process), \"local\" (one worker per core), "
+                      f"\"local:N\" (N workers, 1 to {MAX_WORKERS}), or a scheduler's address such as "
+                      "\"tcp://10.0.0.5:8786\" or \"tls://scheduler.example.org:8786\" (port 1 to 65535)")
+
+
+def _host_ok(host: str) -> bool:
+    """A bracketed IPv6 address, or a host name / IPv4 address whose dot-separated labels are not empty."""
+    if host.startswith("["):
+        try:
+            return isinstance(ipaddress.ip_address(host[1:-1]), ipaddress.IPv6Address)
+        except ValueError:
+            return False
+    return all(label and not label.startswith("-") and not label.endswith("-") for label in host.split("."))
 
 
 def make_run_id(submission: str, suite: str, limit: int | None, quantization: str = "", stamp: str = "") -> str:
@@ -244,6 +304,18 @@ def _check_values(p: StudyParams) -> list[str]:
     if p.quantization and not paths.QUANTIZATION_NAME.fullmatch(p.quantization):
         out.append(f"quantization: {p.quantization!r} should be \"\" (the submission's first), a name the "
                    'submission lists in model.quantizations (letters, digits, ".", "_", "-"), or "all"')
+    if not 0 <= p.threads <= MAX_THREADS:
+        out.append(f"threads: {p.threads}; use 0 (the cores idle now) to {MAX_THREADS}")
+    if p.shard_size is not None and p.shard_size < 1:
+        out.append(f"shard_size: must be a positive number of items or null (one unit per task), got {p.shard_size}")
+    for name, parse in (("shard", parse_shard), ("cluster", parse_cluster)):
+        try:
+            parse(getattr(p, name))
+        except ParamsError as exc:
+            out.append(str(exc))
+    if p.suite == "standard" and (p.shard or p.shard_size):
+        out.append("shard / shard_size: the standard suite's tasks (lm-eval's own sampling on Hub data) run whole; "
+                   "leave shard \"\" and shard_size null, or use suite: embedded")
     if p.run_id:
         try:  # the same rule as the run folder itself (no '/', no '..')
             paths.check_id(p.run_id, "run_id")

@@ -63,11 +63,21 @@ def kernel_manager_class():
 
 
 def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
-    """Execute one stage notebook for `p`; returns the executed notebook's path."""
-    import papermill
-
+    """Execute one stage notebook for `p` into the run folder, then its HTML; returns the executed notebook's path."""
     run_id = p.resolved_run_id()
     out = executed_path(run_id, stage)
+    try:
+        return execute_notebook(stage, p, out, progress)
+    finally:
+        if out.exists():
+            export_html(out, run_id)
+
+
+def execute_notebook(stage: str, p: StudyParams, out: Path, progress: bool = True) -> Path:
+    """Execute one stage notebook for `p` into `out` and tidy it (`tidy_notebook`); raises StageFailed naming
+    the error (the executed notebook is written all the same)."""
+    import papermill
+
     out.parent.mkdir(parents=True, exist_ok=True)
     values = stage_values(p, notebook_parameters(stage))
     try:
@@ -83,7 +93,6 @@ def run_stage(stage: str, p: StudyParams, progress: bool = True) -> Path:
     finally:
         if out.exists():
             tidy_notebook(out)
-            export_html(out, run_id)
     return out
 
 

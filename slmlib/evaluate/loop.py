@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .. import artifacts, backends, datapacks, paths, provenance, weights as wts
+from ..params import parse_shard
 from . import edge, energy, harness, standard, suites
 from ..benchmarks import get_benchmark
 from .suites import PreparedTask
@@ -33,9 +34,12 @@ def backend_of(p, card: dict) -> str:
 
 def settings_of(p, card: dict) -> dict:
     """The settings that change scores; recorded with each task and the run. The hf backend's
-    numbers depend on its dtype; llama.cpp's on the file (the card's weights) and its version."""
+    numbers depend on its dtype; llama.cpp's on the file (the card's weights) and its version. A run cut
+    into slices of at most `shard_size` items on a cluster records it: a slice starts from an empty cache
+    and other neighbours, which moved CrowS-Pairs log-likelihoods by up to 1e-2 nats (docs/cluster.md)."""
     backend = backend_of(p, card)
-    common = {"apply_chat_template": p.apply_chat_template, "seed": p.seed}
+    common = {"apply_chat_template": p.apply_chat_template, "seed": p.seed,
+              **({"shard_size": p.shard_size} if p.cluster and p.shard_size else {})}
     if backend == "hf":
         if p.decode_batch > 1:
             raise ValueError(f"decode_batch: {p.decode_batch} applies to the llama.cpp backend, but {card['model_id']} "
@@ -54,6 +58,11 @@ def llamacpp_threads() -> int:
     not depend on the count (identical log-likelihoods with 1 and 2)."""
     cores = len(os.sched_getaffinity(0))
     return max(1, min(cores, int(cores - busy_cores() + 0.5)))
+
+
+def run_threads(p) -> int:
+    """llama.cpp's (and torch's) threads for the next task: `p.threads`, or the cores idle now when it is 0."""
+    return p.threads or llamacpp_threads()
 
 
 def busy_cores(seconds: float = 0.5) -> float:
@@ -97,14 +106,15 @@ def finished_record(run_path: Path, prep: PreparedTask, settings: dict) -> dict 
 
 def prepare_tasks(p, pillars: list[str] | None = None) -> list[PreparedTask]:
     """The run's tasks of `pillars` (the card's categories; None: all) with their chosen items (generative
-    tasks use `limit_generative`). The standard suite first checks that the Hub is reachable: offline it
-    fails within seconds."""
+    tasks use `limit_generative`; `p.shard` keeps one slice of them). The standard suite first checks that the
+    Hub is reachable: offline it fails within seconds."""
     names = suites.suite_tasks(p.suite, p.tasks, pillars)
-    online = p.suite == "standard"
-    if online and any(get_benchmark(n).lm_eval_task for n in names):
-        wts.require_hub("suite: standard", standard.STANDARD_FIX)
-    prepare = standard.prepare_standard if online else suites.prepare_task
-    return [prepare(name, p.limit_for(get_benchmark(name).generative), p.seed) for name in names]
+    if p.suite == "standard":  # never sharded (params.validate)
+        if any(get_benchmark(n).lm_eval_task for n in names):
+            wts.require_hub("suite: standard", standard.STANDARD_FIX)
+        return [standard.prepare_standard(name, p.limit_for(get_benchmark(name).generative), p.seed) for name in names]
+    shard = parse_shard(p.shard)
+    return [suites.prepare_task(name, p.limit_for(get_benchmark(name).generative), p.seed, shard) for name in names]
 
 
 def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
@@ -131,6 +141,8 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
     edge_path = paths.edge_file(run_path)
     if todo:
         torch.manual_seed(p.seed)
+        if p.threads:
+            torch.set_num_threads(p.threads)
         lm, tokenizer, load_s, generate_seconds = load_backend(settings["backend"], p, card, weights)
         llama = settings["backend"] == "llamacpp"
         bar = tqdm(todo, desc="tasks", unit="task", disable=not progress)
@@ -139,7 +151,7 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
             bar.set_postfix_str(f"{name} ({len(prep.indices)} items)")
             chat = uses_chat_template(p.apply_chat_template, card, prep.bench)
             if llama:  # the cores idle now: another job may have started or ended since the last task
-                lm.set_threads(llamacpp_threads())
+                lm.set_threads(run_threads(p))
                 lm.reset()  # no cells of the previous task: a task's bits do not depend on what ran before it
             with energy.track(p.energy_country) as used:
                 record, rows = harness.run_task(lm, prep, p.seed, chat)
@@ -152,24 +164,33 @@ def evaluate_run(p, card: dict, run_path: Path, progress: bool = True) -> dict:
         bar.close()
         print(f"[evaluate] {len(todo)} task{'s' * (len(todo) != 1)} evaluated in {time.time() - started:.0f} s",
               flush=True)
+        if p.edge:
+            if llama:
+                lm.set_threads(run_threads(p))
+            print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
+            cold = wts.conversion_seconds(weights) if settings["backend"] == "hf" else None
+            figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": cold,
+                       "size_bytes": size_bytes(card),
+                       **edge.measure_edge(generate_seconds, tokenizer, card.get("context_length")),
+                       "backend": settings["backend"],
+                       **({"dtype": p.dtype} if settings["backend"] == "hf" else
+                          {"format": settings["format"], "threads": lm.threads}),
+                       "system": provenance.system_info()}
+            artifacts.write_json(edge_path, figures)
         if llama:
-            lm.set_threads(llamacpp_threads())
-        print("[evaluate] measuring edge metrics (time to first token, tokens/s)", flush=True)
-        cold = wts.conversion_seconds(weights) if settings["backend"] == "hf" else None
-        figures = {"load_seconds": round(load_s, 3), "cold_load_seconds": cold,
-                   "size_bytes": size_bytes(card),
-                   **edge.measure_edge(generate_seconds, tokenizer, card.get("context_length")),
-                   "backend": settings["backend"],
-                   **({"dtype": p.dtype} if settings["backend"] == "hf" else
-                      {"format": settings["format"], "threads": lm.threads}),
-                   "system": provenance.system_info()}
-        artifacts.write_json(edge_path, figures)
-        if settings["backend"] == "llamacpp":
             lm.close()
+    return write_results(p, card, run_path, [prep.bench.name for prep in prepared], records, started)
+
+
+def write_results(p, card: dict, run_path: Path, tasks: list[str], records: dict[str, dict], started: float) -> dict:
+    """The run's record (`results.json`) from its finished task records (in `tasks`' order), the edge figures in
+    the run folder and this machine's provenance; written and returned. Both the evaluate notebook and a
+    cluster's client (from what its units returned) end a run with it."""
+    edge_path = paths.edge_file(run_path)
     results = {
         "schema_version": 1, "run_id": run_path.name, "model_id": card["model_id"], "model_card": card,
         "suite": p.suite, "limit": p.limit, "limit_generative": p.limit_generative, "seed": p.seed,
-        "settings": settings, "tasks": {prep.bench.name: records[prep.bench.name] for prep in prepared},
+        "settings": settings_of(p, card), "tasks": {name: records[name] for name in tasks},
         "adapter": adapter_record(card),
         "edge": artifacts.read_json(edge_path) if edge_path.exists() else {"size_bytes": size_bytes(card)},
         "energy": energy.total([r.get("energy") for r in records.values()]),
@@ -189,7 +210,7 @@ def load_backend(backend: str, p, card: dict, weights: wts.Weights):
         tokenizer = wts.load_tokenizer(weights)
         start = time.perf_counter()
         lm = backends.LlamaCppLM(weights.path, tokenizer, max_length=card["context_length"],
-                                 threads=llamacpp_threads(), decode_batch=p.decode_batch)
+                                 threads=run_threads(p), decode_batch=p.decode_batch)
         print(f"[evaluate] llama.cpp {backends.library_version()}: {Path(weights.path).name} "
               f"({card.get('quantization')}), {lm.threads} threads", flush=True)
         return lm, tokenizer, time.perf_counter() - start, edge.llamacpp_generator(lm)

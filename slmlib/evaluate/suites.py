@@ -140,12 +140,24 @@ def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed
     return sorted(chosen)
 
 
-def prepare_task(name: str, limit: int | None, seed: int) -> PreparedTask:
+def shard_slice(items: list, k: int, n: int) -> list:
+    """The K-th of N contiguous slices of `items` (1-based), their sizes differing by at most one."""
+    return items[(k - 1) * len(items) // n:k * len(items) // n]
+
+
+def prepare_task(name: str, limit: int | None, seed: int, shard: tuple[int, int] | None = None) -> PreparedTask:
+    """The benchmark's verified documents and its chosen items; with `shard` (K, N) only the K-th of N slices
+    of them (in item order), as a cluster's unit evaluates them."""
     bench = get_benchmark(name)
     data_file, digest, docs = materialize(bench)
     indices = stratified_sample(docs, limit, bench.stratify, f"{seed}:{name}", bench.balance)
     if not indices:  # lm-eval reads an empty sample as "every document"
         raise ValueError(f"{name}: no items to evaluate at limit {limit} (seed {seed}); raise the limit")
+    if shard:
+        indices = shard_slice(indices, *shard)
+        if not indices:
+            raise ValueError(f"shard: {shard[0]}/{shard[1]} of {name} holds no item (fewer items than slices); "
+                             "use fewer slices")
     chosen = [docs[i] for i in indices]
     return PreparedTask(bench, data_file, digest, len(docs), indices,
                         [d["item_id"] for d in chosen], bench.baseline(chosen))
@@ -181,5 +193,5 @@ def digest_report() -> dict[str, str]:
             for name, b in all_benchmarks().items()}
 
 
-__all__ = ["SUITES", "PreparedTask", "prepare_task", "suite_tasks", "stratified_sample",
+__all__ = ["SUITES", "PreparedTask", "prepare_task", "shard_slice", "suite_tasks", "stratified_sample",
            "benchmark_table", "digest_report", "DataIntegrityError"]
