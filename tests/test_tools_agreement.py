@@ -31,9 +31,13 @@ def test_llamacpp_agrees_with_float32(report, fmt, max_diff):
     gen = f["generative"]["arithmetic"]
     assert gen["prompts"] == 3 and gen["identical"] == 3 and gen["tokenizer_mismatches"] == 0
     assert gen["min_leading_identical"] >= 1  # the continuations are not empty
+    batched = f["generative_batched"]["arithmetic"]
+    assert batched["decode_batch"] == agreement.DECODE_BATCH and batched["prompts"] == 3
+    assert batched["identical"] == 3 and batched["identical_to_one_at_a_time"] == 3
     assert agreement.all_agree(report)
     table = agreement.format_table(report)
     assert f"{fmt:7} arc_challenge" in table and "100.0%" in table
+    assert f"{fmt:7} {'arithmetic':15} {agreement.DECODE_BATCH:>12} {3:>7} {3:>9}" in table
 
 
 def test_the_check_reports_disagreement(monkeypatch):

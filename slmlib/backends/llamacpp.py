@@ -28,6 +28,7 @@ from .prefixes import common_prefix, prefix_groups
 N_BATCH = 512  # tokens per llama_decode call
 N_SEQ = MAX_DECODE_BATCH + 1  # sequences in the KV cache: the shared context (0) and up to 31 others at once
 MAX_GEN_TOKS = 256  # lm-eval's hf default
+KV_BUDGET = 4 << 30  # bytes of KV cells batched decoding may take; fewer sequences decode together beyond it
 
 
 @dataclass
@@ -64,12 +65,8 @@ class LlamaCppLM(TemplateLM):
         self.threads = threads or os.cpu_count() or 1
         self.model = _internals.LlamaModel(path_model=gguf_path, params=llama_cpp.llama_model_default_params(),
                                            verbose=True)  # verbose: stderr stays open for llama.cpp's errors
-        cp = llama_cpp.llama_context_default_params()
-        cp.n_ctx, cp.n_batch, cp.n_ubatch = max_length, N_BATCH, N_BATCH
-        cp.n_threads = cp.n_threads_batch = self.threads
-        cp.n_seq_max, cp.kv_unified, cp.swa_full = N_SEQ, True, True  # choices share their context's cells
-        cp.type_k = cp.type_v = llama_cpp.GGML_TYPE_F32  # keys and values as computed
-        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # its CPU kernel rounds queries to f16
+        cp = self._context_params()
+        cp.n_ctx, cp.n_seq_max, cp.kv_unified = max_length, N_SEQ, True  # choices share their context's cells
         self.context = _internals.LlamaContext(model=self.model, params=cp, verbose=True)
         self.ctx, self.mem = self.context.ctx, self.context.memory
         self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
@@ -218,11 +215,13 @@ class LlamaCppLM(TemplateLM):
 
     def greedy_batched(self, prompts: list[tuple[list[int], list[str], int]], on_done=None) -> dict[int, list[int]]:
         """Greedy continuations of (ids, stop strings, max new tokens) prompts, up to `decode_batch` of
-        them decoded together: each llama_decode evaluates the next token of every active sequence
-        (and pieces of newly admitted prompts), so the weights are read once for all of them. A
-        finished sequence's slot goes to the next prompt, if the context's cells can hold it. The
-        prefix all prompts share is evaluated once on sequence 0 and its cells are shared. Returns
-        prompt index -> new tokens; each stops as `greedy` stops."""
+        them decoded together: each llama_decode evaluates the next token of every active sequence, so
+        the weights are read once for all of them (continuous batching: a finished sequence's slot
+        takes the next prompt). Decoding runs in a context of its own with one KV stream per sequence
+        (`kv_unified` off): each sequence attends to its own cells only, where a shared cache would
+        make every step attend to all sequences' cells. The prefix all prompts share is evaluated
+        once on sequence 0 and its stream copied to each new sequence. Returns prompt index -> new
+        tokens; each stops as `greedy` stops."""
         import llama_cpp
 
         if not prompts:
@@ -230,52 +229,83 @@ class LlamaCppLM(TemplateLM):
         shared = min([common_prefix(prompts[0][0], ids) for ids, _, _ in prompts] +
                      [len(ids) - 1 for ids, _, _ in prompts])  # each prompt's last token is its own
         base = prompts[0][0][:shared]
-        keep = self._reuse(base, len(base))
-        self._decode([(tok, pos, (0,), False) for pos, tok in enumerate(base) if pos >= keep])
-        self.cached = list(base)
-        waiting, free = list(range(len(prompts)))[::-1], list(range(self.decode_batch, 0, -1))
-        active: dict[int, dict] = {}  # sequence id -> the prompt it decodes
-        out: dict[int, list[int]] = {}
-
-        def cells(i: int) -> int:  # the most cells prompt i can take beyond the shared ones
-            ids, _, max_new = prompts[i]
-            return min(len(ids) + max_new, self.max_length) - len(base)
-
-        while waiting or active:
-            while waiting and free and len(base) + sum(cells(st["i"]) for st in active.values()) + \
-                    cells(waiting[-1]) <= self.max_length:
-                seq, i = free.pop(), waiting.pop()
-                llama_cpp.llama_memory_seq_cp(self.mem, 0, seq, 0, len(base))
-                active[seq] = {"i": i, "ids": list(prompts[i][0]), "fed": len(base), "new": []}
-            entries, wanting, budget = [], [], N_BATCH
-            for seq, st in sorted(active.items(), key=lambda kv: len(kv[1]["ids"]) - kv[1]["fed"]):
-                take = min(len(st["ids"]) - st["fed"], budget)  # decoding sequences (one token) first
-                if take <= 0:
-                    continue
-                done = st["fed"] + take == len(st["ids"])
-                entries += [(st["ids"][st["fed"] + k], st["fed"] + k, (seq,), done and k == take - 1)
-                            for k in range(take)]
-                st["fed"] += take
-                budget -= take
-                wanting += [seq] if done else []
-            self.counters.requested += len(entries)
-            for seq, row in zip(wanting, self._decode(entries)):
-                st = active[seq]
-                _, stop, max_new = prompts[st["i"]]
-                tok = int(row.argmax())
-                eog = llama_cpp.llama_vocab_is_eog(self.vocab, tok)
-                if not eog:
-                    st["new"].append(tok)
-                    st["ids"].append(tok)
-                stopped = not eog and bool(stop) and any(s in self.tok_decode(st["new"]) for s in stop)
-                if eog or stopped or len(st["new"]) >= max_new or len(st["ids"]) >= self.max_length:
-                    out[st["i"]] = st["new"]
-                    llama_cpp.llama_memory_seq_rm(self.mem, seq, -1, -1)
-                    del active[seq]
-                    free.append(seq)
-                    if on_done:
-                        on_done(st["i"])
+        span = -(-max(min(len(ids) + max_new, self.max_length) for ids, _, max_new in prompts) // 256) * 256
+        slots = max(1, min(self.decode_batch, KV_BUDGET // (span * self._cell_bytes()) - 1))
+        context = self._stream_context(slots + 1, span)
+        ctx, mem = context.ctx, context.memory
+        try:
+            self._decode([(tok, pos, (0,), False) for pos, tok in enumerate(base)], ctx)
+            waiting = list(range(len(prompts)))[::-1]
+            active: dict[int, dict] = {}  # sequence id (1..decode_batch) -> the prompt it decodes
+            out: dict[int, list[int]] = {}
+            while waiting or active:
+                self._fill_slots(mem, slots, active, waiting, prompts, len(base))
+                entries, wanting = [], []
+                for seq in sorted(active):  # ascending ids: one ubatch for all (llama.cpp's equal split)
+                    st = active[seq]
+                    take = min(len(st["ids"]) - st["fed"], N_BATCH - len(entries))
+                    if take <= 0:
+                        continue
+                    done = st["fed"] + take == len(st["ids"])
+                    entries += [(st["ids"][st["fed"] + k], st["fed"] + k, (seq,), done and k == take - 1)
+                                for k in range(take)]
+                    st["fed"] += take
+                    wanting += [seq] if done else []
+                self.counters.requested += len(entries)
+                for seq, row in zip(wanting, self._decode(entries, ctx)):
+                    st = active[seq]
+                    _, stop, max_new = prompts[st["i"]]
+                    tok = int(row.argmax())
+                    eog = llama_cpp.llama_vocab_is_eog(self.vocab, tok)
+                    if not eog:
+                        st["new"].append(tok)
+                        st["ids"].append(tok)
+                    stopped = not eog and bool(stop) and any(s in self.tok_decode(st["new"]) for s in stop)
+                    if eog or stopped or len(st["new"]) >= max_new or len(st["ids"]) >= self.max_length:
+                        out[st["i"]] = st["new"]
+                        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+                        del active[seq]
+                        if on_done:
+                            on_done(st["i"])
+        finally:
+            context.close()
         return out
+
+    def _fill_slots(self, mem, slots: int, active: dict[int, dict], waiting: list[int], prompts, shared: int) -> None:
+        """Give free sequence ids, lowest first, to waiting prompts (a copy of sequence 0's stream, the
+        shared prefix); with none waiting, move the highest active sequences into the gaps, so that the
+        active ids stay 1..n: llama.cpp puts only consecutive sequence ids into one ubatch."""
+        import llama_cpp
+
+        for seq in range(1, slots + 1):
+            if seq in active:
+                continue
+            if waiting:
+                i = waiting.pop()
+                llama_cpp.llama_memory_seq_cp(mem, 0, seq, -1, -1)
+                active[seq] = {"i": i, "ids": list(prompts[i][0]), "fed": shared, "new": []}
+            elif active and max(active) > seq:
+                top = max(active)
+                llama_cpp.llama_memory_seq_cp(mem, top, seq, -1, -1)
+                llama_cpp.llama_memory_seq_rm(mem, top, -1, -1)
+                active[seq] = active.pop(top)
+
+    def _stream_context(self, n_seq: int, span: int):
+        """A context on the loaded model with one KV stream of `span` cells (a multiple of llama.cpp's
+        256) per sequence, set up as the scoring context is (f32 cells, no flash attention)."""
+        from llama_cpp import _internals
+
+        cp = self._context_params()
+        cp.n_ctx, cp.n_seq_max, cp.kv_unified = span * n_seq, n_seq, False
+        return _internals.LlamaContext(model=self.model, params=cp, verbose=True)
+
+    def _cell_bytes(self) -> int:
+        """Bytes of one KV cell: f32 keys and values of every layer."""
+        import llama_cpp
+
+        m = self.model.model
+        kv_width = llama_cpp.llama_model_n_embd(m) // llama_cpp.llama_model_n_head(m) * llama_cpp.llama_model_n_head_kv(m)
+        return 2 * 4 * kv_width * llama_cpp.llama_model_n_layer(m)
 
     def logits(self, tokens: list[int], positions) -> list[np.ndarray]:
         """Logits after each position in `positions` of `tokens` (ascending) on sequence 0,
@@ -318,6 +348,18 @@ class LlamaCppLM(TemplateLM):
         self.cached = list(prefix)
         return out
 
+    def _context_params(self):
+        """llama.cpp context parameters both contexts share: batch, threads, f32 cells, no flash attention."""
+        import llama_cpp
+
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_batch = cp.n_ubatch = N_BATCH
+        cp.n_threads = cp.n_threads_batch = self.threads
+        cp.swa_full = True
+        cp.type_k = cp.type_v = llama_cpp.GGML_TYPE_F32  # keys and values as computed
+        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # its CPU kernel rounds queries to f16
+        return cp
+
     def _reuse(self, tokens: list[int], first_needed: int) -> int:
         """Keep sequence 0's cells of the longest common prefix with `tokens` (but none at or after
         `first_needed`, whose logits must be computed now); returns how many are kept."""
@@ -330,11 +372,12 @@ class LlamaCppLM(TemplateLM):
         self.cached = tokens[:keep]
         return keep
 
-    def _decode(self, entries: list[tuple[int, int, tuple[int, ...], bool]]) -> list[np.ndarray]:
-        """Evaluate (token, position, sequence ids, want logits) entries in order, N_BATCH at a time;
-        the logits rows of the wanted entries."""
+    def _decode(self, entries: list[tuple[int, int, tuple[int, ...], bool]], ctx=None) -> list[np.ndarray]:
+        """Evaluate (token, position, sequence ids, want logits) entries in order, N_BATCH at a time, in
+        `ctx` (default: the scoring context); the logits rows of the wanted entries."""
         import llama_cpp
 
+        ctx = ctx or self.ctx
         rows = []
         b = self.batch
         for lo in range(0, len(entries), N_BATCH):
@@ -344,12 +387,12 @@ class LlamaCppLM(TemplateLM):
                 b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = tok, pos, len(seqs), want
                 for k, seq in enumerate(seqs):
                     b.seq_id[j][k] = seq
-            if llama_cpp.llama_decode(self.ctx, b) != 0:
+            if llama_cpp.llama_decode(ctx, b) != 0:
                 raise RuntimeError(f"llama.cpp could not evaluate {len(chunk)} tokens at positions "
                                    f"{chunk[0][1]}..{chunk[-1][1]} (context {self.max_length})")
             self.counters.decode_calls += 1
             self.counters.evaluated += len(chunk)
-            rows += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, j), shape=(self.n_vocab,)).copy()
+            rows += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, j), shape=(self.n_vocab,)).copy()
                      for j, e in enumerate(chunk) if e[3]]
         return rows
 

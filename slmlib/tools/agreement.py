@@ -26,6 +26,7 @@ from ..params import StudyParams
 
 REFERENCE = {"backend": "hf", "dtype": "float32", "batch_size": 8}  # what the study treats as exact
 MAX_NEW_TOKENS = 32  # greedy tokens compared per generative prompt
+DECODE_BATCH = 16  # the batched configuration checked beside one-at-a-time decoding
 
 
 def default_weights() -> wts.Weights:
@@ -162,9 +163,11 @@ def summarize(tasks: dict) -> dict:
 def check_agreement(weights: wts.Weights, formats: list[str], tasks: list[str] | None = None,
                     limit: int | None = StudyParams.limit, limit_generative: int | None = StudyParams.limit_generative,
                     seed: int = StudyParams.seed, max_new_tokens: int = MAX_NEW_TOKENS,
-                    log: Callable[[str], None] = lambda _: None) -> dict:
+                    decode_batch: int = DECODE_BATCH, log: Callable[[str], None] = lambda _: None) -> dict:
     """The agreement report of llama.cpp at each of `formats` with the float32 reference, on the
-    multiple-choice and generative `tasks` (default: the embedded suite) at the given limits."""
+    multiple-choice and generative `tasks` (default: the embedded suite) at the given limits. Greedy
+    continuations are compared one prompt at a time and `decode_batch` prompts decoded together
+    (`generative_batched`: against the reference and against one at a time)."""
     start = time.perf_counter()
     evaluate.set_offline_env()
     mc, gen = embedded_tasks(tasks)
@@ -192,17 +195,23 @@ def check_agreement(weights: wts.Weights, formats: list[str], tasks: list[str] |
                            **compare_choices(task, reqs, ref_lls[n], loglikelihoods(lm, reqs)),
                            "tokenizer_strings": len(strings := scored_strings(reqs)),
                            "tokenizer_mismatches": tokenizer_mismatches(strings, ref.tok_encode, lm)}
-        generative = {}
+        generative, batched = {}, {}
+        lm.decode_batch = decode_batch
         for n, p in prompts.items():
-            log(f"llama.cpp {fmt}: greedy {n}")
+            log(f"llama.cpp {fmt}: greedy {n}, one at a time and {decode_batch} together")
             contexts = {r.args[0] for r in gen_requests[n]}
-            generative[n] = {**compare_generations(ref_gen[n], [lm.greedy(ids, max_new_tokens) for ids in p],
-                                                   max_new_tokens),
+            alone = [lm.greedy(ids, max_new_tokens) for ids in p]
+            together = lm.greedy_batched([(ids, [], max_new_tokens) for ids in p])
+            together = [together[i] for i in range(len(p))]
+            generative[n] = {**compare_generations(ref_gen[n], alone, max_new_tokens),
                              "tokenizer_strings": len(contexts),
                              "tokenizer_mismatches": tokenizer_mismatches(contexts, ref.tok_encode, lm)}
+            batched[n] = {**compare_generations(ref_gen[n], together, max_new_tokens), "decode_batch": decode_batch,
+                          "identical_to_one_at_a_time": sum(a == b for a, b in zip(alone, together))}
         lm.close()
         report["formats"][fmt] = {"file": Path(w.path).name, "sha256": w.sha256, "summary": summarize(per_task),
-                                  "multiple_choice": per_task, "generative": generative}
+                                  "multiple_choice": per_task, "generative": generative,
+                                  "generative_batched": batched}
     report.update(seconds=round(time.perf_counter() - start, 1), provenance=provenance.collect(),
                   llama_cpp_python=backends.library_version())
     return report
@@ -236,4 +245,10 @@ def format_table(report: dict) -> str:
                 leading = f"{r['min_leading_identical']}, {mean:.1f} of {r['max_new_tokens']}"
                 tokens = f"{r['tokenizer_mismatches']}/{r['tokenizer_strings']}"
                 lines.append(f"{fmt:7} {n:15} {r['prompts']:>7} {r['identical']:>9} {leading:>37} {tokens:>20}")
+        lines += ["", f"{'format':7} {'task':15} {'decode batch':>12} {'prompts':>7} {'identical':>9} "
+                      f"{'identical to one at a time':>26}"]
+        for fmt, f in report["formats"].items():
+            for n, r in f.get("generative_batched", {}).items():
+                lines.append(f"{fmt:7} {n:15} {r['decode_batch']:>12} {r['prompts']:>7} {r['identical']:>9} "
+                             f"{r['identical_to_one_at_a_time']:>26}")
     return "\n".join(lines)
