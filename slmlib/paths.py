@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = REPO_ROOT / "params"
 SUBMISSIONS_DIR = PARAMS_DIR / "submissions"
+LOCK_FILE = REPO_ROOT / "requirements.lock"  # every package of the environment with its hash (make lock)
 STAGES = ("detect", "evaluate", "aggregate", "publish")
 NOTEBOOKS = {stage: NOTEBOOKS_DIR / f"{i:02d}_{stage}.ipynb" for i, stage in enumerate(STAGES, 1)}
 

@@ -1,14 +1,18 @@
-"""What made an artifact: library versions, code revision, machine (recorded by every stage)."""
+"""What made an artifact: library versions, the environment's lock, code revision, machine (recorded by
+every stage)."""
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import os
 import platform
+import re
 import subprocess
 import uuid
 
-from . import __version__, paths
+from packaging.utils import canonicalize_name
+
+from . import __version__, datapacks, paths
 
 PACKAGES = ("lm_eval", "transformers", "torch", "datasets", "papermill", "nbconvert", "numpy", "pandas")
 
@@ -89,5 +93,26 @@ def machine_id() -> str:
     return new
 
 
+def lock_sha256() -> str | None:
+    """SHA-256 of requirements.lock, the environment `make setup` installs (None outside a checkout)."""
+    try:
+        return datapacks.sha256_file(paths.LOCK_FILE)
+    except OSError:
+        return None
+
+
+def lock_pins(text: str) -> dict[str, tuple[str, list[str]]]:
+    """A pip-compile lock's entries: canonical name -> (version, its SHA-256 hashes)."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    name = None
+    for line in text.splitlines():
+        if m := re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line):
+            name = canonicalize_name(m[1])
+            pins[name] = (m[2], [])
+        elif name and (h := re.search(r"--hash=sha256:([0-9a-f]{64})", line)):
+            pins[name][1].append(h[1])
+    return pins
+
+
 def collect() -> dict:
-    return {**versions(), "git_revision": git_revision(), "system": system_info()}
+    return {**versions(), "git_revision": git_revision(), "lock_sha256": lock_sha256(), "system": system_info()}

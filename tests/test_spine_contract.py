@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slmlib import detect, params, paths  # noqa: E402
+from slmlib import detect, params, paths, provenance  # noqa: E402
 from slmlib.params import StudyParams  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -127,6 +127,27 @@ def test_environment_yml_pins_what_requirements_txt_pins():
     requirements = requirement_pins((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
     assert requirements
     assert requirement_pins(pip_lists[0]) == requirements
+
+
+def test_the_lock_pins_every_requirement_at_its_version_with_hashes():
+    """requirements.lock (`make lock`) holds each pin of requirements.txt at its version (torch as its CPU
+    build, `+cpu`), every package with its SHA-256s, and nothing unpinned; `make setup` installs it checked."""
+    text = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    lock = provenance.lock_pins(text)
+    requirements = requirement_pins((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
+    assert {name: lock.get(name, ("missing",))[0] for name in requirements} == \
+        {name: version + ("+cpu" if name == "torch" else "") for name, version in requirements.items()}
+    assert [name for name, (_, hashes) in lock.items() if not hashes] == []
+    entries = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    assert len(entries) == len(lock), "every entry of the lock is an exact pin"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "pip install --quiet --no-deps --require-hashes -r requirements.lock" in makefile
+
+
+def test_lock_pins_reads_versions_and_hashes():
+    text = ("# header\nfoo-bar==1.2 \\\n    --hash=sha256:" + "a" * 64 + " \\\n    --hash=sha256:" + "b" * 64
+            + "\n    # via -r requirements.txt\ntorch==2.13.0+cpu \\\n    --hash=sha256:" + "c" * 64 + "\n")
+    assert provenance.lock_pins(text) == {"foo-bar": ("1.2", ["a" * 64, "b" * 64]), "torch": ("2.13.0+cpu", ["c" * 64])}
 
 
 def test_requirement_pins_parser():

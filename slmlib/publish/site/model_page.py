@@ -150,7 +150,8 @@ def provenance_section(run_id: str, results: dict | None) -> str:
         return f'<h3>Run {esc(run_id)}</h3><p class="note">Run folder not on this machine.</p>'
     prov = results.get("provenance") or {}
     system = prov.get("system") or {}
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(prov.items()) if isinstance(v, str) and k != "git_revision")
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(prov.items())
+                         if isinstance(v, str) and k not in ("git_revision", "lock_sha256"))
     settings = results.get("settings") or {}
     items = [("Started / finished", esc(f"{results.get('started_at')} / {results.get('finished_at')}")),
              ("Wall time", f"{fmt(results.get('wall_seconds'), 0)} s"),
@@ -158,6 +159,7 @@ def provenance_section(run_id: str, results: dict | None) -> str:
                                          f"{results.get('limit_generative')} items, seed {results.get('seed')}")),
              ("Settings", esc(", ".join(f"{k}={settings[k]}" for k in sorted(settings)))),
              ("Versions", esc(versions)), ("Code revision", f"<code>{esc(prov.get('git_revision'))}</code>"),
+             ("Environment lock SHA-256", f"<code>{esc(prov.get('lock_sha256'))}</code>"),
              ("Machine", esc(", ".join(f"{k} {system[k]}" for k in sorted(system)))),
              ("Weights SHA-256", f"<code>{esc(((results.get('model_card') or {}).get('weights') or {}).get('sha256'))}</code>")]
     packs = [[esc(name), esc(p.get("version")), f"<code>{esc(p.get('sha256'))}</code>"]
