@@ -25,9 +25,10 @@ def write_text_atomic(path: Path, text: str, overwrite: bool = True) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"), overwrite)
 
 
-def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True, mode: int | None = None) -> Path:
     """Write `data` to `path` through a temp file in the same folder and an atomic rename (with
-    `overwrite=False` an atomic link instead, raising FileExistsError when `path` exists)."""
+    `overwrite=False` an atomic link instead, raising FileExistsError when `path` exists). `mode` (e.g.
+    0o600 for a private key) replaces the umask's permissions; the file never has wider ones."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -36,7 +37,7 @@ def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes 0600
         if overwrite:
             os.replace(tmp, path)
         else:
