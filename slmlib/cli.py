@@ -202,9 +202,9 @@ def cmd_agree(args) -> int:
 
     report = agreement.check_agreement(agreement.default_weights(), args.format, args.tasks, args.limit,
                                        args.limit_generative, args.seed, log=lambda m: print(m, file=sys.stderr))
-    print(agreement.format_table(report))
-    if args.json:
+    if args.json:  # first: the measurements survive any rendering error
         print(f"wrote {artifacts.write_json(Path(args.json), report)}")
+    print(agreement.format_table(report))
     return 0 if agreement.all_agree(report) else 1
 
 
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     agree.set_defaults(func=cmd_agree)
     bench_ = sub.add_parser("bench", help="time each backend on the same requests (docs/bench.md)")
-    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20; the whole bench ~22 min on 2 quiet cores)")
+    bench_.add_argument("--limit", type=int, help="items per multiple-choice task (default 20; the whole bench ~30 min on 2 quiet cores)")
     bench_.add_argument("--rounds", type=int, help="paired rounds of greedy decoding (default 5)")
     bench_.set_defaults(func=cmd_bench)
     audit = sub.add_parser("audit", help="redo a seeded part of a run on this machine and compare item by item")

@@ -26,6 +26,7 @@ MAX_YAML_DEPTH = 8  # nesting of mappings and sequences in a params file, a subm
 MAX_SEED = 2**32 - 1  # numpy's seed range
 DTYPES = ("float32", "bfloat16")
 MAX_DECODE_BATCH = 31  # llama.cpp sequences decoded together (its context holds one more: the shared prefix)
+DEFAULT_DECODE_BATCH = 16  # decode_batch 0 (auto) on llama.cpp: the measurements are in docs/backends.md
 BACKENDS = ("auto", "llamacpp", "hf")  # auto: llama.cpp for GGUF weights without an adapter, else hf
 MAX_QUORUM = 99
 MAX_THREADS = 1024
@@ -53,9 +54,9 @@ class StudyParams:
     limit_generative: int | None = 80  # evaluate: items per generative task; None = same as limit
     seed: int = 1234  # evaluate: sampling, few-shot and torch seed
     batch_size: int = 8  # evaluate: lm-eval batch size (8 is ~2x faster than "auto" on 2 cores)
-    # evaluate (llama.cpp): prompts decoded together in generative tasks; 1 = one at a time (the default
-    # until batched decoding is shown to agree with the float32 reference); a value > 1 is part of the settings
-    decode_batch: int = 1
+    # evaluate (llama.cpp): prompts decoded together in generative tasks; 0 = auto (DEFAULT_DECODE_BATCH on
+    # llama.cpp, 1 on transformers), 1 = one at a time; the value used, when > 1, is part of the settings
+    decode_batch: int = 0
     dtype: str = "float32"  # evaluate (hf backend): float32 (reference) or bfloat16
     # evaluate: "auto" = llama.cpp for GGUF weights (no adapter), else transformers; "llamacpp" or "hf"
     backend: str = "auto"
@@ -279,8 +280,8 @@ def _check_values(p: StudyParams) -> list[str]:
             out.append(f"{name}: must be a positive number of items or null for all, got {v}")
     if p.batch_size < 1:
         out.append(f"batch_size: must be >= 1, got {p.batch_size}")
-    if not 1 <= p.decode_batch <= MAX_DECODE_BATCH:
-        out.append(f"decode_batch: {p.decode_batch} prompts; use 1 (one at a time) to {MAX_DECODE_BATCH}")
+    if not 0 <= p.decode_batch <= MAX_DECODE_BATCH:
+        out.append(f"decode_batch: {p.decode_batch} prompts; use 0 (auto), 1 (one at a time) to {MAX_DECODE_BATCH}")
     if not re.fullmatch(r"[A-Z]{3}", p.energy_country):
         out.append(f"energy_country: {p.energy_country!r} should be an ISO 3166-1 alpha-3 code "
                    "such as 'USA' or 'FRA'")

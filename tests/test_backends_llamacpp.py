@@ -152,9 +152,11 @@ def test_batched_greedy_decoding_gives_single_sequence_continuations(f32):
 
 def test_a_decode_batch_over_1_is_part_of_the_settings_and_1_keeps_them_as_before():
     card = {"model_id": "m", "quantization": "F16", "weights": {"kind": "gguf"}, "adapter": None}
-    one, eight = (loop.settings_of(params.validate({"decode_batch": b}), card) for b in (1, 8))
+    auto, one, eight = (loop.settings_of(params.validate({"decode_batch": b}), card) for b in (0, 1, 8))
     assert "decode_batch" not in one and eight == {**one, "decode_batch": 8}
+    assert params.StudyParams().decode_batch == 0 and auto == {**one, "decode_batch": params.DEFAULT_DECODE_BATCH}
     hf = {**card, "weights": {"kind": "hf_dir"}}
+    assert "decode_batch" not in loop.settings_of(params.validate({}), hf)  # auto: transformers decodes as lm-eval does
     with pytest.raises(ValueError, match="decode_batch: 8 applies to the llama.cpp backend"):
         loop.settings_of(params.validate({"decode_batch": 8}), hf)
 

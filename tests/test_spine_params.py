@@ -94,7 +94,7 @@ def test_several_bad_values_are_reported_together():
     ({"run_id": "a..b"}, "run_id"),
     ({"run_id": ".hidden"}, "run_id"),
     ({"run_id": "abc\n"}, "run_id"),
-    ({"decode_batch": 0}, "decode_batch"),
+    ({"decode_batch": -1}, "decode_batch"),
     ({"decode_batch": 32}, "decode_batch"),
 ])
 def test_bad_values_are_rejected(values, field):

@@ -71,6 +71,18 @@ def test_generation_and_tokenizer_comparisons_can_fail():
     lm.close()
 
 
+def test_a_check_of_generative_tasks_alone_prints_and_agrees():
+    """`agree --tasks arithmetic ...` (no multiple-choice task) printed nothing: the table raised on the empty
+    summary, and the check exited 1 for want of multiple-choice items."""
+    gen = agreement.compare_generations([[5, 6]], [[5, 6]], 2)
+    report = {"formats": {"F16": {"multiple_choice": {}, "summary": agreement.summarize({}),
+                                  "generative": {"arithmetic": {**gen, "tokenizer_strings": 1, "tokenizer_mismatches": 0}},
+                                  "generative_batched": {"arithmetic": {**gen, "decode_batch": 16,
+                                                                        "identical_to_one_at_a_time": 1}}}}}
+    table = agreement.format_table(report)
+    assert "F16     arithmetic" in table and " all " not in table and agreement.all_agree(report)
+
+
 def test_cli_rejects_unknown_tasks_and_formats(capsys):
     assert cli.main(["agree", "--tasks", "arc_challenge", "nope"]) == 2
     assert "nope not in the embedded suite" in capsys.readouterr().err

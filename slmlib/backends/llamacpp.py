@@ -195,9 +195,10 @@ class LlamaCppLM(TemplateLM):
         llama_cpp.llama_memory_clear(self.mem, True)
         self.cached = []
 
-    def greedy(self, ids: list[int], max_new: int, stop: list[str] = ()) -> list[int]:
+    def greedy(self, ids: list[int], max_new: int, stop: list[str] = (), eog: bool = True) -> list[int]:
         """Greedy continuation of `ids`: at most `max_new` tokens, ending at an end-of-generation
-        token (not included) or once the decoded text contains a stop string."""
+        token (not included; with `eog` false, one is kept and decoding goes on: speed measurements) or
+        once the decoded text contains a stop string."""
         import llama_cpp
 
         new: list[int] = []
@@ -205,7 +206,7 @@ class LlamaCppLM(TemplateLM):
         while len(new) < max_new and len(seq) < self.max_length:
             (row,) = self.logits(seq, [len(seq) - 1])
             tok = int(row.argmax())
-            if llama_cpp.llama_vocab_is_eog(self.vocab, tok):
+            if eog and llama_cpp.llama_vocab_is_eog(self.vocab, tok):
                 break
             new.append(tok)
             seq.append(tok)
@@ -213,7 +214,8 @@ class LlamaCppLM(TemplateLM):
                 break
         return new
 
-    def greedy_batched(self, prompts: list[tuple[list[int], list[str], int]], on_done=None) -> dict[int, list[int]]:
+    def greedy_batched(self, prompts: list[tuple[list[int], list[str], int]], on_done=None,
+                       eog: bool = True) -> dict[int, list[int]]:
         """Greedy continuations of (ids, stop strings, max new tokens) prompts, up to `decode_batch` of
         them decoded together: each llama_decode evaluates the next token of every active sequence, so
         the weights are read once for all of them (continuous batching: a finished sequence's slot
@@ -221,7 +223,7 @@ class LlamaCppLM(TemplateLM):
         (`kv_unified` off): each sequence attends to its own cells only, where a shared cache would
         make every step attend to all sequences' cells. The prefix all prompts share is evaluated
         once on sequence 0 and its stream copied to each new sequence. Returns prompt index -> new
-        tokens; each stops as `greedy` stops."""
+        tokens; each stops as `greedy` stops (`eog` as there)."""
         import llama_cpp
 
         if not prompts:
@@ -256,12 +258,12 @@ class LlamaCppLM(TemplateLM):
                     st = active[seq]
                     _, stop, max_new = prompts[st["i"]]
                     tok = int(row.argmax())
-                    eog = llama_cpp.llama_vocab_is_eog(self.vocab, tok)
-                    if not eog:
+                    ended = eog and llama_cpp.llama_vocab_is_eog(self.vocab, tok)
+                    if not ended:
                         st["new"].append(tok)
                         st["ids"].append(tok)
-                    stopped = not eog and bool(stop) and any(s in self.tok_decode(st["new"]) for s in stop)
-                    if eog or stopped or len(st["new"]) >= max_new or len(st["ids"]) >= self.max_length:
+                    stopped = not ended and bool(stop) and any(s in self.tok_decode(st["new"]) for s in stop)
+                    if ended or stopped or len(st["new"]) >= max_new or len(st["ids"]) >= self.max_length:
                         out[st["i"]] = st["new"]
                         llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
                         del active[seq]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .. import artifacts, backends, datapacks, paths, provenance, weights as wts
-from ..params import parse_shard
+from ..params import DEFAULT_DECODE_BATCH, parse_shard
 from . import edge, energy, harness, standard, suites
 from ..benchmarks import get_benchmark
 from .suites import PreparedTask
@@ -45,9 +45,15 @@ def settings_of(p, card: dict) -> dict:
             raise ValueError(f"decode_batch: {p.decode_batch} applies to the llama.cpp backend, but {card['model_id']} "
                              "is evaluated by transformers (backend hf); leave decode_batch 1")
         return {"backend": "hf", "dtype": p.dtype, "batch_size": p.batch_size, "shared_prefixes": True, **common}
+    batch = decode_batch_of(p)
     return {"backend": "llamacpp", "format": card.get("quantization"),
             "llama_cpp_python": backends.library_version(), **common,
-            **({"decode_batch": p.decode_batch} if p.decode_batch > 1 else {})}  # 1: as every earlier run
+            **({"decode_batch": batch} if batch > 1 else {})}  # 1: as the runs before batched decoding
+
+
+def decode_batch_of(p) -> int:
+    """The llama.cpp decode batch of `p`: its own, or DEFAULT_DECODE_BATCH for 0 (auto)."""
+    return p.decode_batch or DEFAULT_DECODE_BATCH
 
 
 def llamacpp_threads() -> int:
@@ -210,7 +216,7 @@ def load_backend(backend: str, p, card: dict, weights: wts.Weights):
         tokenizer = wts.load_tokenizer(weights)
         start = time.perf_counter()
         lm = backends.LlamaCppLM(weights.path, tokenizer, max_length=card["context_length"],
-                                 threads=run_threads(p), decode_batch=p.decode_batch)
+                                 threads=run_threads(p), decode_batch=decode_batch_of(p))
         print(f"[evaluate] llama.cpp {backends.library_version()}: {Path(weights.path).name} "
               f"({card.get('quantization')}), {lm.threads} threads", flush=True)
         return lm, tokenizer, time.perf_counter() - start, edge.llamacpp_generator(lm)

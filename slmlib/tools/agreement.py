@@ -219,7 +219,7 @@ def check_agreement(weights: wts.Weights, formats: list[str], tasks: list[str] |
 
 def all_agree(report: dict) -> bool:
     """Every multiple-choice item of every format chose the reference's answer."""
-    return all(f["summary"]["same_choice"] == 1 for f in report["formats"].values())
+    return all(f["summary"]["same_choice"] in (1, None) for f in report["formats"].values())  # None: no such task
 
 
 def format_table(report: dict) -> str:
@@ -230,7 +230,7 @@ def format_table(report: dict) -> str:
     lines = [f"{'format':7} {'task':15} {'metric':>14} {'items':>5} {'same choice':>11} {'same acc_norm':>13} "
              f"{'same scored':>11} {'max |Δll|':>9} {'tokenizer mismatches':>20}"]
     for fmt, f in report["formats"].items():
-        for n, r in [*f["multiple_choice"].items(), ("all", f["summary"])]:
+        for n, r in [*f["multiple_choice"].items(), *([("all", f["summary"])] if f["multiple_choice"] else [])]:
             scored = r["same_scored_choice"] if n == "all" else scored_agreement(r)
             strings = f"/{r['tokenizer_strings']}" if "tokenizer_strings" in r else ""
             lines.append(f"{fmt:7} {n:15} {r.get('metric', ''):>14} {r['items']:>5} {pct(r['same_choice']):>11} "

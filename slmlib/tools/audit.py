@@ -66,7 +66,7 @@ def run_params(run: dict) -> params.StudyParams:
     values = {"seed": run["seed"], "suite": run["suite"], "limit": run["limit"],
               "limit_generative": run["limit_generative"], "backend": s["backend"],
               "apply_chat_template": s["apply_chat_template"]}
-    values.update({k: s[k] for k in ("dtype", "batch_size", "decode_batch") if k in s})
+    values.update({k: s[k] for k in ("dtype", "batch_size") if k in s}, decode_batch=s.get("decode_batch", 1))
     return params.validate(values, source=f"{run['run_id']} settings")
 
 

@@ -39,9 +39,12 @@ CONFIGS = {  # name -> backend settings; "decode": also measure greedy decoding
 }
 BASELINE = "hf float32 b8"  # raw lm-eval, the study's reference
 DEFAULT = "llama.cpp F16"  # the study's default configuration (the default model's first quantization)
-LIMIT = 20  # items per multiple-choice task: the whole bench (5 decoding rounds) took 22.1 minutes on 2 quiet cores
+LIMIT = 20  # items per multiple-choice task: the whole bench (3 rounds) took 24.0 minutes on 2 quiet cores
 DECODE_PROMPT, DECODE_NEW = 100, 128  # greedy decoding: prompt tokens, new tokens
 ROUNDS = 5  # decoding rounds, each a fresh process per configuration timing one decode after a warm-up
+BATCHED = "llama.cpp F16"  # the configuration whose batched decoding is timed
+DECODE_BATCHES = (1, 4, 8, 16, 24)  # sequences decoded together (1: one at a time, `LlamaCppLM.greedy`)
+CEILING_TOKENS = 512  # the compute ceiling: one prompt of this many tokens evaluated in one llama_decode
 BANDWIDTH_BYTES = 2**30  # array size for the bandwidth measurement (far above any cache)
 OUT_DIR = paths.REPO_ROOT / "docs"
 
@@ -157,6 +160,70 @@ def decode_rounds(configs: dict, weights: wts.Weights, rounds: int, log: Callabl
             for n, f in figures.items()}
 
 
+def batched_round(config: dict, weights: wts.Weights, batches=DECODE_BATCHES) -> dict:
+    """One round of batched greedy decoding (in its own process): for each decode batch B, B prompts of
+    DECODE_PROMPT tokens (no shared prefix) continued together by DECODE_NEW new tokens, and again by 1
+    token; the difference of the two times is decoding alone (prefill and set-up cancel out), giving
+    tokens/s in total and per sequence. And the compute ceiling: tokens/s of one CEILING_TOKENS-token
+    prompt evaluated at once (every matrix product as large as llama.cpp makes it)."""
+    evaluate.set_offline_env()
+    lm, _, _, _, _ = open_backend(config, weights)
+    reqs = [r for reqs in (agreement.build_requests(n, 40, 1234)[1] for n in ("hellaswag", "mmlu")) for r in reqs]
+    stream = [t for text in sorted({r.args[0] for r in reqs}) for t in lm.tok_encode(text)]
+    pool = [stream[k:k + DECODE_PROMPT] for k in range(0, len(stream) - DECODE_PROMPT + 1, DECODE_PROMPT)]
+    if len(pool) < max(batches):
+        raise RuntimeError(f"bench: {len(pool)} prompts of {DECODE_PROMPT} tokens, {max(batches)} needed")
+    long = stream[:CEILING_TOKENS]
+    lm.logits(long, [len(long) - 1])  # warm-up
+    lm.reset()
+    start = time.perf_counter()
+    lm.logits(long, [len(long) - 1])
+    ceiling = len(long) / (time.perf_counter() - start)
+
+    def seconds(b: int, new: int) -> float:
+        lm.reset()
+        prompts = [(ids, [], new) for ids in pool[:b]]
+        start = time.perf_counter()
+        out = ([lm.greedy(ids, n, eog=False) for ids, _, n in prompts] if b == 1
+               else list(lm.greedy_batched(prompts, eog=False).values()))  # every sequence `new` tokens
+        assert sum(map(len, out)) == b * new
+        return time.perf_counter() - start
+
+    out = {}
+    for b in batches:
+        lm.decode_batch = b
+        decoding = seconds(b, DECODE_NEW) - seconds(b, 1)
+        tokens = b * (DECODE_NEW - 1)
+        out[b] = {"tokens": tokens, "seconds": round(decoding, 2), "tokens_per_s": round(tokens / decoding, 1),
+                  "per_sequence_tokens_per_s": round(tokens / decoding / b, 1)}
+    lm.close()
+    return {"ceiling_tokens_per_s": round(ceiling, 1), "batches": out, "threads": lm.threads}
+
+
+def batched_rounds(weights: wts.Weights, rounds: int, log: Callable[[str], None]) -> dict:
+    """BATCHED's batched decoding over `rounds` fresh processes: per B the median tokens/s (total, per
+    sequence), the median per-round ratio to one at a time (B=1), and the share of the round's compute
+    ceiling."""
+    done = []
+    for k in range(rounds):
+        done.append(in_child(batched_round, CONFIGS[BATCHED], weights))
+        log(f"batched decoding round {k + 1}/{rounds}: " + ", ".join(
+            f"B={b} {r['tokens_per_s']}" for b, r in done[-1]["batches"].items()) + f"; ceiling {done[-1]['ceiling_tokens_per_s']}")
+    ceiling = statistics.median(r["ceiling_tokens_per_s"] for r in done)
+    rows = {}
+    for b in DECODE_BATCHES:
+        totals = [r["batches"][b]["tokens_per_s"] for r in done]
+        rows[str(b)] = {"tokens_per_s": statistics.median(totals), "rounds": totals,
+                        "per_sequence_tokens_per_s": round(statistics.median(totals) / b, 1),
+                        "ratio_to_one": round(statistics.median(t / r["batches"][1]["tokens_per_s"]
+                                                                for t, r in zip(totals, done)), 2),
+                        "share_of_ceiling": round(statistics.median(t / r["ceiling_tokens_per_s"]
+                                                                    for t, r in zip(totals, done)), 3)}
+    return {"config": BATCHED, "prompt_tokens": DECODE_PROMPT, "new_tokens": DECODE_NEW, "rounds": rounds,
+            "ceiling_tokens_per_s": ceiling, "ceiling_rounds": [r["ceiling_tokens_per_s"] for r in done],
+            "threads": done[0]["threads"], "batches": rows}
+
+
 def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, rounds: int = ROUNDS,
               command: str = "python -m slmlib bench", log: Callable[[str], None] = lambda _: None) -> dict:
     """Every configuration in its own process, the bandwidth, and the comparison with BASELINE;
@@ -173,6 +240,7 @@ def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, rou
     log("measuring memory bandwidth")
     first = in_child(measure_bandwidth)
     results = {}
+    batched = batched_rounds(weights, rounds, log) if BATCHED in configs else None
     for name, config in configs.items():
         log(f"{name}: scoring {len(tasks)} tasks at limit {limit}")
         results[name] = in_child(run_config, config, weights, tasks, limit, seed)
@@ -192,7 +260,8 @@ def run_bench(limit: int = LIMIT, seed: int = 1234, configs: dict = CONFIGS, rou
             ceiling = bandwidth["read_gb_s"] * 1e9 / r["decode"]["weight_bytes"]
             r["decode"].update(ceiling_tokens_per_s=round(ceiling, 1),
                                share_of_ceiling=round(r["decode"]["tokens_per_s"] / ceiling, 3))
-    return {"schema_version": 2, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+    return {"schema_version": 3, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "cpu_kind": cpu_kind(), "batched": batched,
             "command": command, "niceness": os.nice(0), "tasks": tasks, "limit": limit, "seed": seed, "items": items, "rounds": rounds,
             "baseline": BASELINE, "bandwidth": bandwidth, "load_average_start": [round(x, 2) for x in load_start],
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
@@ -206,7 +275,7 @@ def markdown(report: dict) -> str:
     order = [*CONFIGS, *sorted(set(report["configs"]) - set(CONFIGS))]  # the JSON's keys come back sorted
     configs = {n: report["configs"][n] for n in order if n in report["configs"]}
     lines = [
-        "# Backend speed on this machine (`make bench`)", "",
+        f"## {report.get('cpu_kind') or system['cpu'] + ' (CPU flags not recorded)'}", "",
         f"Written by `{report['command']}` (niceness {report['niceness']}) on {report['date']}, "
         f"commit {report['provenance']['git_revision']}; do not edit by hand, rerun it. "
         f"Machine: {system['cpu']}, {system['cores']} cores, {system['ram_gb']} GB RAM; memory bandwidth "
@@ -216,7 +285,7 @@ def markdown(report: dict) -> str:
         f"{report['load_average_end']} at the end; the whole bench took {report['wall_seconds'] / 60:.1f} min. "
         f"lm-eval {report['provenance']['lm_eval']}, torch {report['provenance']['torch']}, "
         f"llama-cpp-python {report['llama_cpp_python']}.", "",
-        f"## Scoring: the {len(report['tasks'])} multiple-choice tasks of the default suite at limit {report['limit']}",
+        f"### Scoring: the {len(report['tasks'])} multiple-choice tasks of the default suite at limit {report['limit']}",
         "",
         f"{report['items']} items, {base['requests']} requests, {base['requested_tokens']:,} tokens "
         f"(seed {report['seed']}; tasks: {', '.join(report['tasks'])}). Tokens/s is requested tokens over "
@@ -229,7 +298,7 @@ def markdown(report: dict) -> str:
         *(f"| {n} | {r['wall_seconds']:.1f} | {r['tokens_per_s']:,.0f} | {r['evaluated_tokens']:,} | "
           f"{r['speedup']:.2f}x | {100 * r['same_answers']:.1f}% | {r['peak_rss_mb']:,.0f} | {r['load_seconds']:.1f} | "
           f"{r['threads']} | {r['load_average_1min']:.2f} |" for n, r in configs.items()), "",
-        f"## Greedy decoding: {DECODE_NEW} new tokens after a {DECODE_PROMPT}-token prompt, "
+        f"### Greedy decoding: {DECODE_NEW} new tokens after a {DECODE_PROMPT}-token prompt, "
         f"{report['rounds']} paired rounds", "",
         "Each round times every configuration below once, one after another, each in a fresh process after "
         "a warm-up; decode tokens/s is the median over the rounds (range: the slowest and fastest round) and "
@@ -242,9 +311,50 @@ def markdown(report: dict) -> str:
           f"{max(d['rounds']):.1f} | {d['ratio_to_baseline']:.2f}x | {d['ceiling_tokens_per_s']:.1f} | "
           f"{100 * d['share_of_ceiling']:.0f}% |" for n, d in ((n, r["decode"]) for n, r in configs.items())
           if d),
+        *batched_lines(report.get("batched")),
         "", headline(report),
     ]
     return "\n".join(lines) + "\n"
+
+
+def batched_lines(b: dict | None) -> list[str]:
+    """The batched decoding table of a report (none before schema 3)."""
+    if not b:
+        return []
+    return [
+        "", f"### Batched greedy decoding ({b['config']}): {b['new_tokens']} new tokens after each "
+        f"{b['prompt_tokens']}-token prompt, {b['rounds']} rounds", "",
+        "B prompts with no shared prefix are decoded together (`decode_batch`; B = 1 is one at a time), each "
+        "round in a fresh process; decoding time is the time of all new tokens less the time of the first "
+        "(prefill and set-up cancel out). Total tokens/s is every sequence's new tokens after the first over "
+        "that time (median over the rounds); per sequence is that over B; the ratio is the median of the "
+        "per-round ratios to B = 1. The compute ceiling is the tokens/s of one "
+        f"{CEILING_TOKENS}-token prompt evaluated at once ({b['ceiling_tokens_per_s']:.0f} tokens/s, median of "
+        f"{', '.join(f'{x:.0f}' for x in b['ceiling_rounds'])}): decoding B sequences does the same work per "
+        f"token, in matrix products B wide instead of {CEILING_TOKENS}. {b['threads']} threads.", "",
+        "| B | total tokens/s | range | per sequence tokens/s | ratio to B = 1 | share of compute ceiling |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {r['tokens_per_s']:.1f} | {min(r['rounds']):.1f}–{max(r['rounds']):.1f} | "
+          f"{r['per_sequence_tokens_per_s']:.1f} | {r['ratio_to_one']:.2f}x | {100 * r['share_of_ceiling']:.0f}% |"
+          for n, r in sorted(b["batches"].items(), key=lambda kv: int(kv[0]))),  # JSON sorts the keys as text
+    ]
+
+
+def cpu_kind() -> str:
+    """This machine's CPU and the features llama.cpp's kernels use, e.g. `AMD EPYC: x86_64 avx2 ... avx512_bf16`:
+    speed (and, for some formats, bits) follow from it, so docs/bench.md keeps one section per kind."""
+    from ..cluster.checks import cpu_summary
+
+    return f"{provenance.cpu_model()}: {cpu_summary()}"
+
+
+def document(machines: dict[str, dict], first: str) -> str:
+    """docs/bench.md: one section per CPU kind measured, `first` (this run's) on top."""
+    order = [first, *sorted(k for k in machines if k != first)]
+    return "\n".join(["# Backend speed (`make bench`)", "",
+                      "One section per kind of CPU the bench ran on (its model and the features llama.cpp's kernels "
+                      "use): speed-ups differ from one kind to another. A run replaces its own kind's section.", "",
+                      *(markdown(machines[k]) for k in order)])
 
 
 def headline(report: dict, ours: str = DEFAULT) -> str:
@@ -258,6 +368,14 @@ def headline(report: dict, ours: str = DEFAULT) -> str:
 
 
 def write_bench(report: dict, out_dir: Path = OUT_DIR) -> tuple[Path, Path]:
-    """docs/bench.json and docs/bench.md (atomic writes)."""
-    return (artifacts.write_json(out_dir / "bench.json", report),
-            artifacts.write_text_atomic(out_dir / "bench.md", markdown(report)))
+    """docs/bench.json (every CPU kind's latest report) and docs/bench.md, with `report` replacing its own
+    kind's (atomic writes)."""
+    path = out_dir / "bench.json"
+    machines = {}
+    if path.exists():
+        old = artifacts.read_json(path)
+        machines = old["machines"] if "machines" in old else {
+            old.get("cpu_kind") or old["provenance"]["system"]["cpu"] + " (CPU flags not recorded)": old}
+    machines[report["cpu_kind"]] = report
+    return (artifacts.write_json(path, {"schema_version": 3, "machines": machines}),
+            artifacts.write_text_atomic(out_dir / "bench.md", document(machines, report["cpu_kind"])))
