@@ -9,6 +9,7 @@ checked again at run time against a digest pinned in its definition.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.metadata as md
 import os
@@ -160,7 +161,9 @@ def installed_digest(name: str) -> str:
     if PACKS[name].kind == "sdist":
         files = [f for f in (root / "benchmark_tasks").rglob("*") if f.is_file()]
     else:
-        files = [root / f for f in md.distribution(name).files or ()
+        record = md.distribution(name).read_text("RECORD") or ""  # not `.files`: it can leave out missing files
+        listed = (Path(row[0]) for row in csv.reader(record.splitlines()) if row)
+        files = [root / f for f in listed
                  if not f.parts[0].endswith(".dist-info") and f.parts[0] != ".." and f.suffix != ".pyc"]
     missing = next((f for f in files if not f.is_file()), None)
     if missing is not None:

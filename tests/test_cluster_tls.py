@@ -71,7 +71,8 @@ def cluster(tmp_path_factory):
     tls.make_ca(folder)
     log = open(root / "cluster.log", "w")
     procs = [spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol", "tls",
-                    "--no-dashboard", "--scheduler-file", str(scheduler_file), *tls_args(folder)], log)]
+                    "--no-dashboard", "--scheduler-file", str(scheduler_file), *tls_args(folder),
+                    "--idle-timeout", "120s"], log)]  # it ends, and ends its worker, even if this process is killed
     try:
         deadline = time.monotonic() + 20
         while not scheduler_file.exists() and time.monotonic() < deadline and procs[0].poll() is None:

@@ -80,14 +80,14 @@ def refusal(required: dict, have: dict | None = None) -> str | None:
             for name, digest in (want or {}).items():
                 mine = (got or {}).get(name)
                 if mine != digest:
-                    state = f"installed sha256 {short(mine)}" if mine else "not installed"
+                    state = f"installed sha256 {short(mine)}" if mine else "missing or incomplete here"
                     reasons[f"data pack {name}"] = (f"data pack {name}: {state} but the study needs "
                                                     f"{short(digest)}; {SETUP}")
         else:
             reasons[field] = f"{field}: this machine has {short(got)} but the study needs {short(want)}; " \
                              + FIXES.get(field, SETUP)
     for label, problem in (have.get("problems") or {}).items():
-        reasons.setdefault(label, f"{problem}; {SETUP}")
+        reasons.setdefault(label, problem if "make setup" in problem else f"{problem}; {SETUP}")
     return "\n".join(reasons.values()) or None
 
 
