@@ -54,41 +54,52 @@ def tls_args(folder) -> list[str]:
             "--tls-key", str(folder / "cluster-key.pem")]
 
 
-def spawn(args: list[str], log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT)
+def start_scheduler(folder, log, procs: list, *options: str) -> str:
+    """A Dask scheduler on loopback as a process (appended to `procs`), its scheduler file in `folder`; its
+    address. It ends after 2 idle minutes, and ends its workers, even if the test process is killed."""
+    scheduler_file = folder / "scheduler.json"
+    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                   "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file),
+                                   "--idle-timeout", "120s", *options], stdout=log, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 30
+    while not scheduler_file.exists() and time.monotonic() < deadline and procs[-1].poll() is None:
+        time.sleep(0.2)
+    return json.loads(scheduler_file.read_text())["address"]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a process (killed after 20 s)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def worker(address: str, name: str, log, extra: list[str]) -> subprocess.Popen:
-    return spawn(["distributed.cli.dask_worker", address, "--no-nanny", "--nthreads", "1", "--no-dashboard",
-                  "--name", name, "--death-timeout", "5", *extra], log)
+    return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny", "--nthreads",
+                             "1", "--no-dashboard", "--name", name, "--death-timeout", "5", *extra],
+                            stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A TLS scheduler and one worker with the group's certificate, as processes; the CA folder and address."""
     root = tmp_path_factory.mktemp("tls-cluster")
-    folder, scheduler_file = root / "group", root / "scheduler.json"
+    folder = root / "group"
     tls.make_ca(folder)
     log = open(root / "cluster.log", "w")
-    procs = [spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol", "tls",
-                    "--no-dashboard", "--scheduler-file", str(scheduler_file), *tls_args(folder),
-                    "--idle-timeout", "120s"], log)]  # it ends, and ends its worker, even if this process is killed
+    procs = []
     try:
-        deadline = time.monotonic() + 20
-        while not scheduler_file.exists() and time.monotonic() < deadline and procs[0].poll() is None:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = start_scheduler(root, log, procs, "--protocol", "tls", *tls_args(folder))
         assert address.startswith("tls://127.0.0.1:")
         procs.append(worker(address, "member", log, tls_args(folder)))
         yield folder, address, root
     finally:
         for proc in reversed(procs):  # the worker first: it leaves while its scheduler is there
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
         log.close()
 
 
