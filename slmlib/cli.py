@@ -1,4 +1,4 @@
-"""Command line: `python -m slmlib {run,validate,intake,schema,fetch-data,report,screenshots,agree,bench,audit,todo,keys,pack}`
+"""Command line: `python -m slmlib {run,worker,certs,validate,intake,schema,fetch-data,report,screenshots,agree,bench,audit,todo,keys,pack}`
 (a thin layer over slmlib)."""
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ def _parse_set(items: list[str]) -> dict:
 def cmd_run(args) -> int:
     from . import runner
 
-    overrides = _parse_set(args.set) | ({"run_id": args.run_id} if args.run_id else {})
+    overrides = _parse_set(args.set) | ({"run_id": args.run_id} if args.run_id else {}) | \
+        ({"cluster": args.cluster} if args.cluster is not None else {})
     p = params.load(args.params, **overrides)
     stages = tuple(args.stages.split(",")) if args.stages else paths.STAGES
     unknown = [s for s in stages if s not in paths.STAGES]
     if unknown:
         raise params.ParamsError(f"--stages: unknown {unknown}; choose from {', '.join(paths.STAGES)}")
-    for run_id in runner.run_plan(p, stages, progress=not args.quiet, stamp=params.utc_stamp()):
+    if (args.tls_dir or args.dashboard) and not p.cluster:
+        raise params.ParamsError("--tls-dir and --dashboard apply to a cluster; give --cluster local or ADDRESS")
+    for run_id in runner.run_plan(p, stages, progress=not args.quiet, stamp=params.utc_stamp(),
+                                  tls_dir=args.tls_dir or "", dashboard=args.dashboard or ""):
         print(f"[slm-study] run {run_id} finished: outputs in {paths.run_dir(run_id)}")
     print(f"[slm-study] site at {paths.site_dir() / 'index.html'}, reports at {paths.reports_root() / 'index.html'}")
     return 0
@@ -104,6 +108,9 @@ def _print_report(r: dict) -> None:
         est = r["estimate"]
         print(f"     estimate: ~{est['seconds'] / 60:.0f} min for suite {est['suite']}, limit {est['limit']}/"
               f"{est['limit_generative']} ({est['method']})")
+        print("     on a cluster of workers like this machine: " + ", ".join(
+            f"{n} worker{'s' * (n != '1')} ~{s / 60:.0f} min" for n, s in est["workers"].items())
+            + (f" (slices of {est['shard_size']} items)" if est["shard_size"] else " (one unit per task)"))
 
 
 def cmd_validate(args) -> int:
@@ -283,6 +290,25 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    """A Dask worker for studies run on a cluster, once this machine is checked; runs until stopped."""
+    from . import cluster
+
+    return cluster.serve(args.address, args.tls_dir or "", args.nthreads, args.local_directory or "")
+
+
+def cmd_certs(args) -> int:
+    """A CA and a certificate for a cluster's machines (TLS), written into a new folder."""
+    from . import cluster
+
+    hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
+    written = cluster.make_ca(Path(args.dir), hosts, days=args.days)
+    print(f"wrote {', '.join(str(p) for p in written.values())} (for {', '.join(hosts)}); copy the folder to "
+          f"every machine of the cluster and give it as --tls-dir {args.dir} to the scheduler's, the workers' and "
+          "the study's commands (docs/cluster.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser: one subcommand per `cmd_*` function."""
     parser = argparse.ArgumentParser(prog="python -m slmlib", description=__doc__)
@@ -295,7 +321,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter, e.g. --set limit=5")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--cluster", metavar="local|local:N|tcp://HOST:8786|tls://HOST:8786",
+                     help="evaluate on Dask: a local cluster (one worker per core, or N) or a running scheduler "
+                          "(the params' cluster: key; docs/cluster.md)")
+    run.add_argument("--tls-dir", metavar="DIR", help="the certificate folder of a tls:// cluster (certs command)")
+    run.add_argument("--dashboard", metavar="ADDRESS", help="serve a local cluster's dashboard, e.g. :8787")
     run.set_defaults(func=cmd_run)
+    worker = sub.add_parser("worker", help="serve a Dask scheduler as a worker for studies on a cluster")
+    worker.add_argument("address", help="the scheduler, tcp://HOST:8786 or tls://HOST:8786")
+    worker.add_argument("--tls-dir", metavar="DIR", help="the cluster's certificate folder (certs command)")
+    worker.add_argument("--nthreads", type=int, default=0,
+                        help="threads each unit's llama.cpp/torch uses (default: this machine's cores)")
+    worker.add_argument("--local-directory", metavar="DIR", help="the worker's scratch folder (default: a new "
+                                                                  "temporary folder, removed on exit)")
+    worker.set_defaults(func=cmd_worker)
+    certs = sub.add_parser("certs", help="make a CA and certificate for a cluster's TLS (certs DIR --hosts ...)")
+    certs.add_argument("dir", help="a new folder for ca.pem, cluster.pem and cluster-key.pem")
+    certs.add_argument("--hosts", required=True, help="comma-separated addresses or host names of the scheduler "
+                                                      "and workers, e.g. 10.0.0.5,10.0.0.6,node7.example.org")
+    certs.add_argument("--days", type=int, default=365, help="validity in days (default %(default)s)")
+    certs.set_defaults(func=cmd_certs)
     val = sub.add_parser("validate", help="validate params files and submissions")
     val.add_argument("files", nargs="+")
     val.add_argument("--json", action="store_true", help="machine-readable report")
@@ -359,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (params.ParamsError, ValueError, FileNotFoundError) as exc:
+    except (params.ParamsError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a failed stage: short message, the notebook holds the traceback

@@ -95,6 +95,18 @@ def executed_dir(run: Path) -> Path:
     return run / "notebooks"
 
 
+def shard_file(run: Path, task: str, shard: tuple[int, int]) -> Path:
+    """A finished slice (K, N) of a task's items evaluated by a cluster's unit: its record, with its per-item
+    log beside it (`.jsonl`); removed once the task's slices are merged into `task_file`."""
+    return run / "units" / f"{task}.{shard[0]}-of-{shard[1]}.json"
+
+
+def unit_notebook(run: Path, task: str, shard: tuple[int, int] | None) -> Path:
+    """The executed evaluate notebook of a cluster's unit: one task, or one slice (K, N) of its items."""
+    part = f".{shard[0]}-of-{shard[1]}" if shard else ""
+    return executed_dir(run) / f"{NOTEBOOKS['evaluate'].stem}.{task}{part}.ipynb"
+
+
 def registry_path() -> Path:
     return outputs_root() / "registry.json"
 

@@ -8,7 +8,9 @@ terminal; the kept notebook holds what they leave behind (`tidy_outputs`: no ref
 reports show no absolute path of this machine (`shown_paths`). With `mlflow: true` the
 finished run is also logged to MLflow (`slmlib.tracking`). With `quantization: all` detect
 and evaluate run once per listed quantization (each its own run id), then aggregate and
-publish once (their executed notebooks go to the last of those runs).
+publish once (their executed notebooks go to the last of those runs). With `cluster:` the
+evaluate stage of every run runs as units of work on Dask (`slmlib.cluster`), each unit the
+evaluate notebook executed on a worker (`execute_notebook`).
 """
 
 from __future__ import annotations
@@ -250,16 +252,28 @@ def plan_runs(p: StudyParams, stamp: str = "") -> list[StudyParams]:
 
 
 def run_plan(p: StudyParams, stages: tuple[str, ...] = paths.STAGES, progress: bool = True,
-             stamp: str = "") -> list[str]:
+             stamp: str = "", tls_dir: str = "", dashboard: str = "") -> list[str]:
     """Every run `p` asks for (`plan_runs`): detect and evaluate for each, then aggregate and publish
-    once; stops at the first failure. Returns the run ids. With `p.mlflow` each run is then logged to
-    MLflow; a logging failure is reported and leaves the run's own artifacts as they are."""
+    once; stops at the first failure. Returns the run ids. With `p.cluster` every run is detected first,
+    then the evaluate stage of all of them runs as units on that Dask cluster (`slmlib.cluster`; `tls_dir`:
+    its certificate folder, `dashboard`: a local cluster's dashboard address). With `p.mlflow` each run is
+    then logged to MLflow; a logging failure is reported and leaves the run's own artifacts as they are."""
     plan = plan_runs(p, stamp)
     if p.mlflow:
         tracking.require_mlflow()  # before the stages, not after an hour of evaluation
     try:
-        for q in plan:
-            _run_stages(q, [s for s in stages if s in PER_RUN_STAGES], progress)
+        if p.cluster and "evaluate" in stages:
+            from .cluster import evaluate_runs
+
+            for q in plan:
+                _run_stages(q, [s for s in stages if s == "detect"], progress)
+            start = time.perf_counter()
+            print(f"[slm-study] evaluate on the cluster {p.cluster} ...", flush=True)
+            evaluate_runs(plan, tls_dir, dashboard, progress)
+            print(f"[slm-study] evaluate done in {time.perf_counter() - start:.1f} s", flush=True)
+        else:
+            for q in plan:
+                _run_stages(q, [s for s in stages if s in PER_RUN_STAGES], progress)
         _run_stages(plan[-1], [s for s in stages if s not in PER_RUN_STAGES], progress)
     finally:
         write_reports_index()  # a failed run too: its failed stage is the report to find
@@ -341,4 +355,4 @@ def rebuild_reports() -> int:
     return len(done)
 
 
-__all__ = ["plan_runs", "run_plan", "run_stage", "export_html", "rebuild_reports", "StageFailed"]
+__all__ = ["plan_runs", "run_plan", "run_stage", "execute_notebook", "export_html", "rebuild_reports", "StageFailed"]

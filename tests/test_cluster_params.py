@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from slmlib import evaluate, params
+from slmlib.aggregate import registry
 from slmlib.params import ClusterSpec, ParamsError
 
 HOST_LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
@@ -14,15 +15,19 @@ HOSTS = st.one_of(st.lists(HOST_LABEL, min_size=1, max_size=4).map(".".join),
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=80))
-def test_any_cluster_text_is_a_spec_or_an_error_naming_the_field(text):
+@given(st.sampled_from(["cluster", "shard"]), st.text(max_size=80))
+def test_any_text_is_a_value_or_an_error_naming_the_field(field, text):
+    parse = params.parse_cluster if field == "cluster" else params.parse_shard
     try:
-        spec = params.parse_cluster(text)
+        value = parse(text)
     except ParamsError as exc:
-        assert str(exc).startswith("cluster: ") and "tcp://" in str(exc)
+        assert str(exc).startswith(f"{field}: ") and ("tcp://" in str(exc) or field == "shard")
         return
-    assert spec.kind in ("", "local", "address")
-    assert (spec.kind == "address") == text.startswith(("tcp://", "tls://"))
+    if field == "cluster":
+        assert value.kind in ("", "local", "address")
+        assert (value.kind == "address") == text.startswith(("tcp://", "tls://"))
+    else:
+        assert value is None if text == "" else 1 <= value[0] <= value[1]
 
 
 @settings(max_examples=300, deadline=None)
@@ -44,17 +49,6 @@ def test_local_and_sequential_specs():
     assert params.parse_cluster("") == ClusterSpec("")
     assert params.parse_cluster("local") == ClusterSpec("local")
     assert params.parse_cluster("local:3") == ClusterSpec("local", workers=3)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(max_size=20))
-def test_any_shard_text_is_a_slice_or_an_error_naming_the_field(text):
-    try:
-        shard = params.parse_shard(text)
-    except ParamsError as exc:
-        assert str(exc).startswith("shard: ")
-        return
-    assert shard is None if text == "" else 1 <= shard[0] <= shard[1]
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,3 +78,11 @@ def test_a_run_cut_into_slices_on_a_cluster_records_the_slice_size():
     assert "shard_size" not in evaluate.settings_of(params.validate({"backend": "hf", "cluster": "local"}), card)
     sharded = params.validate({"backend": "hf", "cluster": "local", "shard_size": 40})
     assert evaluate.settings_of(sharded, card) == {**evaluate.settings_of(base, card), "shard_size": 40}
+
+
+def test_a_run_cut_into_slices_is_an_entry_of_its_own():
+    run = {"model_card": {"weights": {"sha256": "ab" * 32}}, "suite": "embedded", "limit": None,
+           "limit_generative": None, "seed": 1234, "settings": {"backend": "llamacpp", "apply_chat_template": "auto"}}
+    sliced = {**run, "settings": {**run["settings"], "shard_size": 400}}
+    assert registry.group_key(sliced) != registry.group_key(run)
+    assert registry.group_key(run) == registry.group_key({**run, "settings": {**run["settings"], "threads": 2}})

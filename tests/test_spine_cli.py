@@ -134,8 +134,8 @@ def test_help_lists_every_command(tmp_path):
         assert sub.returncode == 0 and f"python -m slmlib {command}" in sub.stdout, command
 
 
-COMMANDS = ("run", "validate", "intake", "schema", "fetch-data", "report", "screenshots", "agree", "bench", "audit",
-            "todo", "keys", "pack")
+COMMANDS = ("run", "worker", "certs", "validate", "intake", "schema", "fetch-data", "report", "screenshots", "agree",
+            "bench", "audit", "todo", "keys", "pack")
 
 
 HOSTILE = {

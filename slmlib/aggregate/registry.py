@@ -42,12 +42,13 @@ def group_key(run: dict) -> tuple:
 
     Batch size is left out on purpose: it should not change results; if it does, the spread
     (DISPUTED) shows it. llama.cpp's decode batch can change greedy text, so a batched run (> 1) is
-    its own entry; runs decoded one at a time keep the key they always had.
+    its own entry, and so is a run cut into slices on a cluster (`shard_size`: its log-likelihoods
+    differ in the last bits); other runs keep the key they always had.
     """
     settings = run.get("settings") or {}
-    batched = (("decode_batch", settings["decode_batch"]),) if settings.get("decode_batch") else ()  # only > 1
+    apart = tuple((k, settings[k]) for k in ("decode_batch", "shard_size") if settings.get(k))  # batched, sliced
     return (model_digest(run["model_card"]), run["suite"], run.get("limit"),
-            run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS), *batched)
+            run.get("limit_generative"), run["seed"], *(settings.get(k) for k in SCORE_SETTINGS), *apart)
 
 
 def entry_id(run: dict, items: str | None = None) -> str:

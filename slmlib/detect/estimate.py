@@ -13,11 +13,15 @@ throughput, measured here, for scoring and for generation each by the first meth
   184 GFLOP/s: ~760 of this estimator's scored tokens/s, 1.1; ~66 generation-budget
   tokens/s, 0.097, with 16 prompts decoded together: 0.07 one at a time, the four generative
   tasks 227 s against 313 s), at 2 FLOPs per parameter per token. Cruder: say so with the figure.
+
+On a cluster (`cluster:`) the tasks run as units: `project_workers` gives the time on 1, 2 and 16 workers
+(and the runner on the cluster's own count) from the same seconds, each unit's overhead added.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import platform
 import time
@@ -28,6 +32,10 @@ from ..weights import Weights, load_tokenizer
 
 MC_EFFICIENCY = 1.1
 GEN_EFFICIENCY = 0.097
+# a unit's own cost on a cluster (a kernel, slmlib and lm-eval imported, the model loaded), measured here for the
+# default model on llama.cpp (docs/cluster.md)
+UNIT_SECONDS = 12.0
+WORKERS = (1, 2, 16)  # the cluster sizes the estimate projects when the cluster's is not known
 
 
 def _text(doc) -> str:
@@ -124,4 +132,19 @@ def estimate_runtime(weights: Weights, parameter_count: int, p, pillars: list[st
     method = "; ".join(f"{kind}: {source}" for kind, (_, source) in rates.items())
     return {"method": method, "suite": p.suite, "limit": p.limit,
             "limit_generative": p.limit_generative, "tasks": tasks,
-            "seconds": round(sum(t["seconds"] for t in tasks.values()), 1)}
+            "seconds": round(sum(t["seconds"] for t in tasks.values()), 1), "shard_size": p.shard_size,
+            "workers": {str(n): round(project_workers(tasks, p.shard_size, n), 1) for n in WORKERS}}
+
+
+def project_workers(tasks: dict[str, dict], shard_size: int | None, workers: int) -> float:
+    """Projected seconds of `tasks` (items and seconds each, as `estimate_runtime` gives them) as units on a
+    cluster of `workers` workers like this machine: each task cut into slices of at most `shard_size` items (its
+    seconds shared among them) plus UNIT_SECONDS each, the longest first onto the least busy worker."""
+    units = []
+    for t in tasks.values():
+        n = evaluate.slice_count(t["items"], shard_size)
+        units += [t["seconds"] / n + UNIT_SECONDS] * n
+    loads = [0.0] * workers  # a heap: the least busy worker first
+    for seconds in sorted(units, reverse=True):
+        heapq.heapreplace(loads, loads[0] + seconds)
+    return max(loads)

@@ -140,6 +140,11 @@ def stratified_sample(docs: list[dict], limit: int | None, key: str | None, seed
     return sorted(chosen)
 
 
+def slice_count(items: int, shard_size: int | None) -> int:
+    """How many slices of at most `shard_size` items a task of `items` chosen items is cut into on a cluster."""
+    return max(1, -(-items // shard_size)) if shard_size else 1
+
+
 def shard_slice(items: list, k: int, n: int) -> list:
     """The K-th of N contiguous slices of `items` (1-based), their sizes differing by at most one."""
     return items[(k - 1) * len(items) // n:k * len(items) // n]
@@ -193,5 +198,5 @@ def digest_report() -> dict[str, str]:
             for name, b in all_benchmarks().items()}
 
 
-__all__ = ["SUITES", "PreparedTask", "prepare_task", "shard_slice", "suite_tasks", "stratified_sample",
+__all__ = ["SUITES", "PreparedTask", "prepare_task", "shard_slice", "slice_count", "suite_tasks", "stratified_sample",
            "benchmark_table", "digest_report", "DataIntegrityError"]
