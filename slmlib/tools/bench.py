@@ -343,7 +343,7 @@ def batched_lines(b: dict | None) -> list[str]:
 def cpu_kind() -> str:
     """This machine's CPU and the features llama.cpp's kernels use, e.g. `AMD EPYC: x86_64 avx2 ... avx512_bf16`:
     speed (and, for some formats, bits) follow from it, so docs/bench.md keeps one section per kind."""
-    from ..cluster.checks import cpu_summary
+    from ..cluster import cpu_summary
 
     return f"{provenance.cpu_model()}: {cpu_summary()}"
 
