@@ -105,12 +105,12 @@ def _print_report(r: dict) -> None:
     for w in r["warnings"]:
         print(f"     warning: {w}")
     if r.get("estimate"):
+        from . import detect
+
         est = r["estimate"]
         print(f"     estimate: ~{est['seconds'] / 60:.0f} min for suite {est['suite']}, limit {est['limit']}/"
               f"{est['limit_generative']} ({est['method']})")
-        print("     on a cluster of workers like this machine: " + ", ".join(
-            f"{n} worker{'s' * (n != '1')} ~{s / 60:.0f} min" for n, s in est["workers"].items())
-            + (f" (slices of {est['shard_size']} items)" if est["shard_size"] else " (one unit per task)"))
+        print(f"     {detect.workers_line(est)}")
 
 
 def cmd_validate(args) -> int:

@@ -32,7 +32,7 @@ MAX_QUORUM = 99
 MAX_THREADS = 1024
 MAX_WORKERS = 1024  # worker processes of a local cluster (`cluster: local:N`)
 # read by the runner (around the stages), by no notebook
-RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri", "cluster", "shard_size")
+RUNNER_PARAMS = ("mlflow", "mlflow_tracking_uri", "cluster")
 
 
 class ParamsError(ValueError):
@@ -82,7 +82,8 @@ class StudyParams:
     # on this machine (one worker per core; "local:N" = N workers); "tcp://HOST:8786" or "tls://HOST:8786" = the
     # workers of a running Dask scheduler (docs/cluster.md)
     cluster: str = ""
-    shard_size: int | None = None  # runner (cluster): items per unit of work; null = one unit per task
+    # runner (cluster): items per unit of work; null = one unit per task (detect projects the runtime with it)
+    shard_size: int | None = None
 
     def resolved_run_id(self) -> str:
         """The run folder name: given, or derived from submission, suite, limit and quantization."""

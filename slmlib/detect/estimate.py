@@ -136,6 +136,19 @@ def estimate_runtime(weights: Weights, parameter_count: int, p, pillars: list[st
             "workers": {str(n): round(project_workers(tasks, p.shard_size, n), 1) for n in WORKERS}}
 
 
+def workers_line(estimate: dict | None) -> str:
+    """The estimate on a cluster as one line: `on a cluster of workers like this machine: 1 worker ~13 h, ...`
+    ("" without an estimate)."""
+    if not estimate:
+        return ""
+    def shown(seconds: float) -> str:
+        return f"~{seconds / 60:.0f} min" if seconds < 7200 else f"~{seconds / 3600:.1f} h"
+
+    workers = ", ".join(f"{n} worker{'s' * (n != '1')} {shown(s)}" for n, s in estimate["workers"].items())
+    slices = f"slices of {estimate['shard_size']} items" if estimate["shard_size"] else "one unit per task"
+    return f"on a cluster of workers like this machine: {workers} ({slices}, {UNIT_SECONDS:.0f} s more per unit)"
+
+
 def project_workers(tasks: dict[str, dict], shard_size: int | None, workers: int) -> float:
     """Projected seconds of `tasks` (items and seconds each, as `estimate_runtime` gives them) as units on a
     cluster of `workers` workers like this machine: each task cut into slices of at most `shard_size` items (its
