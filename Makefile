@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 RUN_ID ?= manual
+# CLUSTER=local|tcp://HOST:8786: make run / make quantizations evaluate on Dask (docs/cluster.md)
+CLUSTER ?=
 SETUP_STAMP := $(VENV)/.slm-setup-done
 MLFLOW_STAMP := $(VENV)/.slm-mlflow-done
 # pip-tools (make lock) lives in a venv of its own: it is no part of the study's environment
@@ -55,10 +57,10 @@ lock: ## resolve requirements.txt into requirements.lock (every package, with ha
 	  --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements.txt
 
 run: setup ## run the study on the embedded default (params/default.yaml; PARAMS=... for another)
-	$(PY) -m slmlib run $(PARAMS)
+	$(PY) -m slmlib run $(PARAMS)$(if $(CLUSTER), --cluster $(CLUSTER))
 
 quantizations: setup ## evaluate each listed quantization of the default model, then compare them (params/quantizations.yaml)
-	$(PY) -m slmlib run params/quantizations.yaml
+	$(PY) -m slmlib run params/quantizations.yaml$(if $(CLUSTER), --cluster $(CLUSTER))
 
 test: setup $(MLFLOW_STAMP) ## run the tests (offline; unit, contract, end to end, real model, nbval)
 	$(TEST_ENV) $(PY) -m pytest -q

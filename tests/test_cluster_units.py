@@ -60,6 +60,10 @@ def test_projected_time_on_n_workers_puts_the_longest_units_first():
     # slices of 50: a's two units of 200 s and b's one of 100 s, on 2 workers and on 16
     assert detect.project_workers(tasks, 50, 2) == pytest.approx(200 + unit + 100 + unit)
     assert detect.project_workers(tasks, 50, 16) == pytest.approx(200 + unit)
+    # workers with half this machine's threads (a local cluster of 2 on 2 cores): the items take twice as long
+    assert detect.project_workers(tasks, None, 2, speed=0.5) == pytest.approx(800 + unit)
+    with pytest.raises(ValueError, match="speed"):
+        detect.project_workers(tasks, None, 2, speed=0)
 
 
 def test_a_units_notebook_gets_one_task_and_slice_and_no_runner_params():

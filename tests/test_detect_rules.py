@@ -332,6 +332,14 @@ def test_estimate_with_calibration_and_history(tmp_path):
     assert tokens > 0 and model_dir.exists()
 
 
+def test_history_counts_a_task_run_on_fewer_threads_at_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(estimate.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert estimate.machine_seconds({"seconds": 20.0, "threads": 1}) == 10.0  # a unit of a local cluster of 2
+    assert estimate.machine_seconds({"seconds": 20.0, "threads": 2}) == 20.0
+    for odd in (None, 0, True, 3, "1"):  # missing, nonsense or more than this machine has: as recorded
+        assert estimate.machine_seconds({"seconds": 20.0, "threads": odd}) == 20.0
+
+
 def test_estimate_failure_is_a_warning(tiny_dir):
     _, report = detect.detect_submission(write_submission(tiny_dir.parent, SUBMISSION), params.StudyParams())
     assert report.errors == [] and report.estimate is None

@@ -89,7 +89,9 @@ def _evaluate(client, plans: list[units.RunUnits], required: dict, cards: list[d
     seen: dict[str, bool] = {}
     accepted = _check_workers(client, required, cards, seen)
     if accepted:
-        print(projection(plans, accepted), flush=True)
+        threads = client.run(execute.unit_threads, workers=[w for w, ok in seen.items() if ok])
+        speed = sum(threads.values()) / len(threads) / detect.cores() if threads else 1.0
+        print(projection(plans, accepted, speed), flush=True)
     else:
         print("[cluster] no worker can run units yet; start one with `python -m slmlib worker ADDRESS` (units wait)",
               file=sys.stderr, flush=True)
@@ -129,8 +131,9 @@ def _evaluate(client, plans: list[units.RunUnits], required: dict, cards: list[d
             future.cancel()
 
 
-def projection(plans: list[units.RunUnits], workers: int) -> str:
-    """Detect's runtime estimate of the study's runs (validation.json) on `workers` workers and in one process."""
+def projection(plans: list[units.RunUnits], workers: int, speed: float = 1.0) -> str:
+    """Detect's runtime estimate of the study's runs (validation.json) on `workers` workers, each `speed` times as
+    fast as this machine (their threads per unit over its cores), and in one process."""
     tasks, shard_size = {}, plans[0].p.shard_size
     for plan in plans:
         run = plan.p.run_path()
@@ -139,7 +142,7 @@ def projection(plans: list[units.RunUnits], workers: int) -> str:
     if not tasks:
         return "[cluster] no runtime estimate (detect made none)"
     alone = sum(t["seconds"] for t in tasks.values())
-    return (f"[cluster] detect's estimate of the study: ~{detect.project_workers(tasks, shard_size, workers) / 60:.0f} "
+    return (f"[cluster] detect's estimate of the study: ~{detect.project_workers(tasks, shard_size, workers, speed) / 60:.0f} "
             f"min on {workers} worker{'s' * (workers != 1)} (~{alone / 60:.0f} min in one process)")
 
 

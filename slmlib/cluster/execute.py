@@ -30,6 +30,11 @@ ROOT_VARS = ("SLM_OUTPUT_ROOT", "SLM_REPORTS_ROOT")
 _ONE_AT_A_TIME = threading.Lock()  # a worker's units use its whole thread budget, and the roots are per process
 
 
+def unit_threads() -> int:
+    """The threads this worker's units use: its budget (`THREADS_ENV`), else its cores."""
+    return int(os.environ.get(THREADS_ENV) or 0) or len(os.sched_getaffinity(0))
+
+
 class UnitFailed(RuntimeError):
     """A unit failed for its own reason (a task's error, weights that are not the study's); `notebook` is its
     executed notebook (JSON text, empty when it never ran)."""

@@ -6,8 +6,9 @@ a multiple-choice item scores its text once per choice; a generative item reads 
 prompt and may generate up to `max_gen_toks` tokens (an upper bound).
 
 throughput, measured here, for scoring and for generation each by the first method that applies:
-- "history": seconds per task recorded by earlier runs in `outputs/runs/*/results.json`,
-  their items re-tokenized with this tokenizer, as parameter-tokens per second;
+- "history": seconds per task recorded by earlier runs in `outputs/runs/*/results.json` (a task that ran
+  on fewer threads than this machine's cores counted at its share of them), their items re-tokenized
+  with this tokenizer, as parameter-tokens per second;
 - "calibration": a float32 matrix product timed once per machine (cached), times an
   efficiency fitted to the default run (docs/default-run.md) of SmolLM2-135M (batch 8, float32, at
   184 GFLOP/s: ~760 of this estimator's scored tokens/s, 1.1; ~66 generation-budget
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import os
 import platform
 import time
 
@@ -81,12 +83,27 @@ def history_rates(tokenizer) -> dict[str, tuple[float, str]]:
                 tokens = count_tokens(tokenizer, bench, docs)
                 kind = "generated" if bench.generative else "scored"
                 totals[kind][0] += tokens[kind] * count
-                totals[kind][1] += rec["seconds"]
+                totals[kind][1] += machine_seconds(rec)
             runs += 1
         except (KeyError, TypeError, ValueError, OSError):
             continue
     where = f"history: {runs} earlier run(s) in {paths.runs_dir()}"
     return {k: (pt / sec, where) for k, (pt, sec) in totals.items() if sec and pt}
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0))
+
+
+def machine_seconds(record: dict) -> float:
+    """A task record's seconds as if it had used all of this machine's cores: a task evaluated on fewer threads
+    (a busy machine, a unit of a local cluster) took about cores / threads times longer (2.02 times on one
+    thread of 2 here, measured: docs/cluster.md)."""
+    threads = record.get("threads")
+    if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads < cores():
+        return record["seconds"] * threads / cores()
+    return record["seconds"]
 
 
 def matmul_gflops() -> float:
@@ -149,14 +166,17 @@ def workers_line(estimate: dict | None) -> str:
     return f"on a cluster of workers like this machine: {workers} ({slices}, {UNIT_SECONDS:.0f} s more per unit)"
 
 
-def project_workers(tasks: dict[str, dict], shard_size: int | None, workers: int) -> float:
+def project_workers(tasks: dict[str, dict], shard_size: int | None, workers: int, speed: float = 1.0) -> float:
     """Projected seconds of `tasks` (items and seconds each, as `estimate_runtime` gives them) as units on a
-    cluster of `workers` workers like this machine: each task cut into slices of at most `shard_size` items (its
-    seconds shared among them) plus UNIT_SECONDS each, the longest first onto the least busy worker."""
+    cluster of `workers` workers, each `speed` times as fast as this machine (a worker with one thread of this
+    machine's 2 cores: 0.5): each task cut into slices of at most `shard_size` items (its seconds shared among
+    them) plus UNIT_SECONDS each, the longest first onto the least busy worker."""
+    if not speed > 0:
+        raise ValueError(f"speed {speed}: a worker's speed relative to this machine must be above 0")
     units = []
     for t in tasks.values():
         n = evaluate.slice_count(t["items"], shard_size)
-        units += [t["seconds"] / n + UNIT_SECONDS] * n
+        units += [t["seconds"] / n / speed + UNIT_SECONDS] * n
     loads = [0.0] * workers  # a heap: the least busy worker first
     for seconds in sorted(units, reverse=True):
         heapq.heapreplace(loads, loads[0] + seconds)
