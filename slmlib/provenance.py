@@ -50,6 +50,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset may narrow)."""
+    return len(os.sched_getaffinity(0))
+
+
 def system_info() -> dict:
     """Hardware fingerprint: CPU, cores, memory, torch threads, OS."""
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),

@@ -187,7 +187,7 @@ def test_conversion_is_cached_and_recorded(f32):
 
 @pytest.mark.parametrize("busy, expected", [(0.0, 2), (0.4, 2), (0.6, 1), (1.0, 1), (2.0, 1)])
 def test_threads_leave_busy_cores_alone(monkeypatch, busy, expected):
-    monkeypatch.setattr(loop.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(loop.provenance, "usable_cores", lambda: 2)
     monkeypatch.setattr(loop, "busy_cores", lambda: busy)
     assert loop.llamacpp_threads() == expected
 

@@ -333,7 +333,7 @@ def test_estimate_with_calibration_and_history(tmp_path):
 
 
 def test_history_counts_a_task_run_on_fewer_threads_at_its_share_of_the_cores(monkeypatch):
-    monkeypatch.setattr(estimate.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(estimate.provenance, "usable_cores", lambda: 2)
     assert estimate.machine_seconds({"seconds": 20.0, "threads": 1}) == 10.0  # a unit of a local cluster of 2
     assert estimate.machine_seconds({"seconds": 20.0, "threads": 2}) == 20.0
     for odd in (None, 0, True, 3, "1"):  # missing, nonsense or more than this machine has: as recorded

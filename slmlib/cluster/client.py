@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
-from .. import artifacts, detect, paths, runner
+from .. import artifacts, detect, paths, provenance, runner
 from ..params import ClusterSpec, ParamsError, StudyParams, parse_cluster, stage_values
 from . import checks, execute, tls, units
 
@@ -33,7 +32,7 @@ def open_cluster(spec: ClusterSpec, tls_dir: str = "", dashboard: str = ""):
     from distributed import Client, LocalCluster
 
     if spec.kind == "local":
-        cores = len(os.sched_getaffinity(0))
+        cores = provenance.usable_cores()
         n = spec.workers or cores
         quiet = {} if dashboard else {"scheduler_kwargs": {"dashboard": False, "dashboard_address": "127.0.0.1:0"}}
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard or None,
@@ -91,7 +90,7 @@ def _evaluate(client, plans: list[units.RunUnits], required: dict, cards: list[d
     if accepted:
         # a worker gone since its check is left out (on_error="ignore"): the line is an estimate
         threads = client.run(execute.unit_threads, workers=[w for w, ok in seen.items() if ok], on_error="ignore")
-        speed = sum(threads.values()) / len(threads) / detect.cores() if threads else 1.0
+        speed = sum(threads.values()) / len(threads) / provenance.usable_cores() if threads else 1.0
         print(projection(plans, accepted, speed), flush=True)
     else:
         print("[cluster] no worker can run units yet; start one with `python -m slmlib worker ADDRESS` (units wait)",

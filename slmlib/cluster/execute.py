@@ -21,7 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .. import artifacts, paths, runner, weights as wts
+from .. import artifacts, paths, provenance, runner, weights as wts
 from ..params import validate
 from . import checks
 
@@ -32,7 +32,7 @@ _ONE_AT_A_TIME = threading.Lock()  # a worker's units use its whole thread budge
 
 def unit_threads() -> int:
     """The threads this worker's units use: its budget (`THREADS_ENV`), else its cores."""
-    return int(os.environ.get(THREADS_ENV) or 0) or len(os.sched_getaffinity(0))
+    return int(os.environ.get(THREADS_ENV) or 0) or provenance.usable_cores()
 
 
 class UnitFailed(RuntimeError):

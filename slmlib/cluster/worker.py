@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import tempfile
 
-from .. import paths
+from .. import paths, provenance
 from ..params import ParamsError, parse_cluster
 from . import checks, client, execute
 
@@ -34,7 +33,7 @@ def serve(address: str, tls_dir: str = "", nthreads: int = 0, local_directory: s
     if problem:
         print(f"worker: this machine cannot run units: {problem}", file=sys.stderr, flush=True)
         return 1
-    threads = nthreads or len(os.sched_getaffinity(0))
+    threads = nthreads or provenance.usable_cores()
     print(f"[worker] machine checked; serving {address} with {threads} thread{'s' * (threads != 1)} per unit",
           flush=True)
     with contextlib.ExitStack() as stack:

@@ -7,7 +7,7 @@ the front door (a submission issue's body checked and answered in markdown).
 
 from ..params import validate as read_params
 from .card import MAX_PARAMETERS, card_frame, detect_submission, estimate_frame, load_card, report_frame, save_card
-from .estimate import cores, project_workers, workers_line
+from .estimate import project_workers, workers_line
 from .intake import MAX_BODY_BYTES, check_issue
 from .intake import reply as intake_reply
 from .intake import write as write_submission
@@ -21,6 +21,6 @@ __all__ = [  # what the notebook calls
 ] + [  # for the runner, the command line and the other stages
     "HF_REPO_FORMAT", "LICENSES", "MAX_BODY_BYTES", "MAX_BYTES", "MAX_DEPTH", "MAX_PARAMETERS", "RATE_LIMIT",
     "RATE_WINDOW_DAYS", "SCHEMA_PATH", "SubmissionError", "check_issue", "choose_quantizations", "intake_reply",
-    "cores", "json_schema", "load_card", "project_workers", "write_submission", "quantization_names", "read_submission",
+    "json_schema", "load_card", "project_workers", "write_submission", "quantization_names", "read_submission",
     "schema_text",
 ]

@@ -24,11 +24,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
 import platform
 import time
 
-from .. import artifacts, evaluate, paths
+from .. import artifacts, evaluate, paths, provenance
 from ..benchmarks import get_benchmark
 from ..weights import Weights, load_tokenizer
 
@@ -91,18 +90,13 @@ def history_rates(tokenizer) -> dict[str, tuple[float, str]]:
     return {k: (pt / sec, where) for k, (pt, sec) in totals.items() if sec and pt}
 
 
-def cores() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0))
-
-
 def machine_seconds(record: dict) -> float:
     """A task record's seconds as if it had used all of this machine's cores: a task evaluated on fewer threads
     (a busy machine, a unit of a local cluster) took about cores / threads times longer (2.02 times on one
     thread of 2 here, measured: docs/cluster.md)."""
     threads = record.get("threads")
-    if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads < cores():
-        return record["seconds"] * threads / cores()
+    if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads < (cores := provenance.usable_cores()):
+        return record["seconds"] * threads / cores
     return record["seconds"]
 
 

@@ -62,7 +62,7 @@ def llamacpp_threads() -> int:
     threads wait for each other by spinning, so a thread sharing its core stalls every step:
     ARC-Challenge took 113 s with 2 threads and 18 s with 1 on a busy 2-core machine. Results do
     not depend on the count (identical log-likelihoods with 1 and 2)."""
-    cores = len(os.sched_getaffinity(0))
+    cores = provenance.usable_cores()
     return max(1, min(cores, int(cores - busy_cores() + 0.5)))
 
 
