@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import paths
+from . import artifacts, paths
 
 MAX_PARAMS_BYTES = 64 * 1024
 MAX_YAML_DEPTH = 8  # nesting of mappings and sequences in a params file, a submission or a --set value
@@ -376,13 +376,13 @@ def load(path: str | Path, **overrides: Any) -> StudyParams:
     if path.stat().st_size > MAX_PARAMS_BYTES:
         raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES} bytes; a params file is a short YAML mapping")
     try:
-        text = path.read_bytes()[:MAX_PARAMS_BYTES + 1].decode("utf-8")
+        text = artifacts.read_bytes_bounded(path, MAX_PARAMS_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise ParamsError(f"{path}: not UTF-8 text; a params file is a short YAML mapping") from None
+    except ValueError as exc:  # replaced by a FIFO or grown since the checks above
+        raise ParamsError(f"{path}: {exc}; a params file is a short YAML mapping") from None
     except OSError as exc:
         raise ParamsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if len(text.encode()) > MAX_PARAMS_BYTES:
-        raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES} bytes; a params file is a short YAML mapping")
     try:
         values = read_yaml(text)
     except ParamsError as exc:

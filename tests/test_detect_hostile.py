@@ -495,3 +495,30 @@ def test_fuzz_set_values(key, value):
         params.validate({**overrides})
     except ParamsError:
         pass
+
+
+@pytest.mark.parametrize("reader", ["params", "submission"])
+def test_a_file_swapped_for_a_fifo_after_the_checks_is_refused_without_blocking(tmp_path, monkeypatch, reader):
+    """The checks see a regular file; by the read it is a FIFO (a race an attacker can win): the bounded
+    reader refuses it at once instead of waiting for a writer."""
+    from slmlib import params
+    from slmlib.detect import submission
+
+    fifo = tmp_path / "swapped.yaml"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    read, error = ((params.load, params.ParamsError) if reader == "params" else
+                   (submission.read, submission.SubmissionError))
+    outcome = []
+
+    def attempt():
+        try:
+            read(fifo)
+        except error as exc:
+            outcome.append(str(exc))
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), f"{reader}: blocked on a FIFO"
+    assert outcome and "is not a regular file" in outcome[0] and str(fifo) in outcome[0]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import params, paths
+from .. import artifacts, params, paths
 from ..benchmarks import PILLARS
 from ..weights import GGUF_FORMATS
 
@@ -140,9 +140,11 @@ def read(path: Path) -> dict[str, Any]:
     if path.stat().st_size > MAX_BYTES:
         raise SubmissionError(f"{path}: larger than {MAX_BYTES} bytes; a submission is a short YAML mapping")
     try:
-        text = path.read_bytes()[:MAX_BYTES + 1].decode("utf-8")
+        text = artifacts.read_bytes_bounded(path, MAX_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise SubmissionError(f"{path}: not UTF-8 text") from None
+    except ValueError as exc:  # replaced by a FIFO or grown since the checks above
+        raise SubmissionError(f"{path}: {exc}; a submission is a short YAML mapping") from None
     except OSError as exc:
         raise SubmissionError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return parse(text, str(path))
