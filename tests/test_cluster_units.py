@@ -66,6 +66,15 @@ def test_projected_time_on_n_workers_puts_the_longest_units_first():
         detect.project_workers(tasks, None, 2, speed=0)
 
 
+def test_worker_speed_is_their_threads_over_these_cores_and_ignores_nonsense(monkeypatch):
+    from slmlib.cluster import client
+
+    monkeypatch.setattr(client.provenance, "usable_cores", lambda: 2)
+    assert client.worker_speed([1, 1]) == 0.5 and client.worker_speed([2, 4]) == 1.5
+    assert client.worker_speed([1, -3, 0, True, "8", None]) == 0.5  # only positive counts
+    assert client.worker_speed([]) == client.worker_speed([-1]) == 1.0
+
+
 def test_a_units_notebook_gets_one_task_and_slice_and_no_runner_params():
     run = units.RunUnits(params.validate({"cluster": "local", "shard_size": 40, "mlflow": True}), {}, {}, {}, [])
     values = run.unit_values(units.Unit("r", "boolq", (2, 5), edge=False))

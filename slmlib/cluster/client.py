@@ -90,8 +90,7 @@ def _evaluate(client, plans: list[units.RunUnits], required: dict, cards: list[d
     if accepted:
         # a worker gone since its check is left out (on_error="ignore"): the line is an estimate
         threads = client.run(execute.unit_threads, workers=[w for w, ok in seen.items() if ok], on_error="ignore")
-        speed = sum(threads.values()) / len(threads) / provenance.usable_cores() if threads else 1.0
-        print(projection(plans, accepted, speed), flush=True)
+        print(projection(plans, accepted, worker_speed(threads.values())), flush=True)
     else:
         print("[cluster] no worker can run units yet; start one with `python -m slmlib worker ADDRESS` (units wait)",
               file=sys.stderr, flush=True)
@@ -129,6 +128,13 @@ def _evaluate(client, plans: list[units.RunUnits], required: dict, cards: list[d
         bar.close()
         for future in pending:
             future.cancel()
+
+
+def worker_speed(threads) -> float:
+    """The workers' mean threads per unit over this machine's cores (1.0 when none gave a positive count: a
+    worker's answer is its environment's, and a bad value must not stop the study for an estimate)."""
+    counts = [t for t in threads if isinstance(t, int) and not isinstance(t, bool) and t > 0]
+    return sum(counts) / len(counts) / provenance.usable_cores() if counts else 1.0
 
 
 def projection(plans: list[units.RunUnits], workers: int, speed: float = 1.0) -> str:
